@@ -1,10 +1,162 @@
-"""Chalice wiring only: routes, the SQS worker and schedules. Filled in by the foundation work."""
+"""Chalice wiring only: routes, the SQS worker and schedules; domain errors mapped to HTTP / batch results.
 
-from chalice import Chalice
+Nothing here creates an AWS client at import time: adapters are built on first use (cold starts).
+Powertools: the Logger writes JSON with the order key as correlation id, Metrics are flushed after
+every invocation, the Tracer is active in Lambda (disabled locally by POWERTOOLS_TRACE_DISABLED).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from chalice import Chalice, Response
+
+from chalicelib.config import WORKER_BATCH_SIZE, settings
+from chalicelib.domain import errors
+from chalicelib.domain.taxpayer import mask
 
 app = Chalice(app_name="einvoice")
+logger = Logger(service="einvoice")
+metrics = Metrics(namespace="EInvoice", service="einvoice")
+tracer = Tracer(service="einvoice")
+
+WEBHOOK_CONTENT_TYPES = [
+    "application/json",
+    "application/x-www-form-urlencoded",
+    "text/plain",
+    "application/octet-stream",
+]
 
 
+# --- adapters, built once per container on first use ----------------------------------------------
+@cache
+def _ingest() -> Any:
+    from chalicelib.adapters.ledger import Ledger
+    from chalicelib.adapters.queue import IssueQueue
+    from chalicelib.adapters.secrets import SecretStore
+    from chalicelib.adapters.stores import StoreRegistry
+    from chalicelib.adapters.taxcodes import TaxCodeSource
+    from chalicelib.services.ingest import Ingest
+
+    s = settings()
+    return Ingest(
+        stores=StoreRegistry(s.stores_table),
+        secrets=SecretStore(),
+        ledger=Ledger(s.ledger_table),
+        queue=IssueQueue(s.issue_queue_url),
+        taxcodes=TaxCodeSource(s.config_bucket),
+    )
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        body=json.dumps(body, ensure_ascii=False),
+        status_code=status,
+        headers={"Content-Type": "application/json; charset=utf-8", **(headers or {})},
+    )
+
+
+# --- routes ------------------------------------------------------------------------------------------
 @app.route("/health")
 def health() -> dict[str, str]:
-    return {"status": "ok"}
+    return {"status": "ok", "stage": settings().stage}
+
+
+@app.route("/webhooks/{platform}/{store_id}", methods=["POST"], content_types=WEBHOOK_CONTENT_TYPES)
+def webhook(platform: str, store_id: str) -> Response:
+    request = app.current_request
+    raw = request.raw_body or b""
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    logger.append_keys(platform=platform, store_id=store_id)
+    try:
+        result = _ingest()(platform, store_id, raw, headers, datetime.now(UTC))
+    except errors.IgnoredEvent as exc:
+        from chalicelib.webhooks import platform as platform_module
+        from chalicelib.webhooks.base import Outcome
+
+        logger.info("event ignored", extra={"reason": exc.message})
+        reply = platform_module(platform).reply(Outcome.IGNORED, order_key="", status="ignored")
+        return _reply(reply)
+    except errors.EInvoiceError as exc:
+        return _webhook_error(exc)
+    logger.append_keys(order_key=result.order_key)
+    logger.info(
+        "webhook accepted",
+        extra={
+            "outcome": result.outcome,
+            "status": result.status,
+            "event_id": result.event.event_id if result.event else None,
+            "buyer_tax_id": mask(result.event.buyer.tax_id) if result.event and result.event.buyer else None,
+        },
+    )
+    metrics.add_metric(name=f"Webhook_{result.outcome}", unit=MetricUnit.Count, value=1)
+    from chalicelib.webhooks import platform as platform_module
+    from chalicelib.webhooks.base import Outcome
+
+    outcome = {"queued": Outcome.QUEUED, "held": Outcome.QUEUED, "duplicate": Outcome.DUPLICATE}[result.outcome]
+    reply = platform_module(platform).reply(outcome, order_key=result.order_key, status=result.status)
+    return _reply(reply)
+
+
+def _reply(reply: Any) -> Response:
+    body = reply.body.decode("utf-8") if isinstance(reply.body, bytes) else reply.body
+    return Response(body=body, status_code=reply.status, headers={"Content-Type": reply.content_type})
+
+
+def _webhook_error(exc: errors.EInvoiceError) -> Response:
+    """One place where every intake error becomes an HTTP answer; never secret material in it."""
+    metrics.add_metric(name=f"WebhookRejected_{exc.code}", unit=MetricUnit.Count, value=1)
+    if isinstance(exc, errors.SignatureInvalid):
+        logger.warning("signature rejected", extra={"reason": exc.code})
+        return _json(401, {"error": "invalid_signature", "reason": exc.code})
+    if isinstance(exc, errors.UnknownPlatform | errors.NotFound):
+        return _json(404, {"error": exc.code, "message": exc.message})
+    if isinstance(exc, errors.PayloadTooLarge):
+        return _json(413, {"error": exc.code, "message": exc.message})
+    if isinstance(exc, errors.ValidationFailed):
+        logger.info("order rejected", extra={"violations": [v.code for v in exc.violations]})
+        return _json(422, {"error": exc.code, "errors": [v.as_dict() for v in exc.violations]})
+    if isinstance(exc, errors.MalformedPayload):
+        return _json(422, {"error": exc.code, "errors": [{"field": "body", "code": exc.code, "message": exc.message}]})
+    if isinstance(exc, errors.InfrastructureUnavailable | errors.ConfigurationError):
+        logger.error("cannot accept now", extra={"code": exc.code, "detail": exc.message})
+        return _json(503, {"error": exc.code, "message": "temporarily unavailable, retry later"}, {"Retry-After": "30"})
+    logger.exception("unexpected intake error")
+    return _json(500, {"error": "internal_error"})
+
+
+# --- worker ------------------------------------------------------------------------------------------
+@app.on_sqs_message(queue="einvoice-issue", batch_size=WORKER_BATCH_SIZE)
+def worker(event: Any) -> dict[str, Any]:
+    """Issue invoices for a batch; failed records are reported back so only they are retried."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+    from chalicelib.services.worker import handle_record
+
+    processor = BatchProcessor(event_type=EventType.SQS)
+    try:
+        result: dict[str, Any] = process_partial_response(  # type: ignore[assignment]
+            event=event.to_dict(), record_handler=handle_record, processor=processor, context=event.context
+        )
+        return result
+    finally:
+        metrics.flush_metrics()
+
+
+# --- schedules ---------------------------------------------------------------------------------------
+@app.schedule("rate(5 minutes)")
+def outbox_sweeper(event: Any) -> dict[str, int]:
+    """Hand to SQS every order recorded but not queued (a crash or SQS failure after recording)."""
+    from chalicelib.services.outbox import sweep
+
+    ingest = _ingest()
+    sent = sweep(ingest.ledger, ingest.queue)
+    if sent:
+        logger.warning("outbox sweeper re-sent orders", extra={"count": sent})
+    metrics.add_metric(name="OutboxResent", unit=MetricUnit.Count, value=sent)
+    metrics.flush_metrics()
+    return {"resent": sent}

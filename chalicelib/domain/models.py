@@ -203,7 +203,8 @@ class Violation(Frozen):
 
 # --- stores ------------------------------------------------------------------------------------
 STORE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
-SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+#: Every secret the functions read lives under ``einvoice/`` (the IAM policy grants exactly that prefix).
+SECRET_NAME_RE = re.compile(r"^einvoice/[A-Za-z0-9/_+=.@-]{1,500}$")
 
 
 class ChecksumPolicy(StrEnum):
@@ -245,7 +246,7 @@ class ProviderSettings(Frozen):
     @classmethod
     def _secret_name(cls, v: str) -> str:
         if not SECRET_NAME_RE.match(v):
-            raise ValueError("not a valid Secrets Manager name")
+            raise ValueError("a secret name must start with 'einvoice/' (letters, digits, /_+=.@-)")
         return v
 
 
@@ -304,7 +305,7 @@ class Store(Frozen):
     def _secret_names(cls, v: dict[str, str]) -> dict[str, str]:
         for platform, name in v.items():
             if not SECRET_NAME_RE.match(name):
-                raise ValueError(f"webhook_secrets.{platform}: not a valid Secrets Manager name")
+                raise ValueError(f"webhook_secrets.{platform}: a secret name must start with 'einvoice/'")
         return v
 
     def catalogue_item(self, sku: str | None) -> CatalogueItem:

@@ -48,6 +48,12 @@ def json_reply(status: int, payload: Mapping[str, Any]) -> Reply:
     return Reply(status, json.dumps(payload, ensure_ascii=False).encode())
 
 
+def accepted_reply(outcome: Outcome, *, order_key: str, status: str) -> Reply:
+    """The gateway's own answer for platforms that only read the status: 202 queued, 200 otherwise."""
+    code = 202 if outcome is Outcome.QUEUED else 200
+    return json_reply(code, {"order_key": order_key, "status": status, "outcome": outcome.value})
+
+
 def header(headers: Mapping[str, str], name: str) -> str:
     """A required header, or SignatureInvalid('missing_header')."""
     value = headers.get(name.lower())

@@ -1,0 +1,149 @@
+"""POST /webhooks/{platform}/{store_id} through chalice.test.Client, with moto behind it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from tests.app.conftest import signed, standard_event
+
+URL = "/webhooks/standard/demo-shanghai"
+
+
+def queued_messages(stack: Any, aws: Any) -> list[dict[str, Any]]:
+    sqs = aws.client("sqs")
+    reply = sqs.receive_message(QueueUrl=stack.env["ISSUE_QUEUE_URL"], MaxNumberOfMessages=10, WaitTimeSeconds=0)
+    return [json.loads(m["Body"]) for m in reply.get("Messages", [])]
+
+
+def test_a_genuine_payment_is_queued_and_answered_202(client: Any, seeded: Any, aws: Any) -> None:
+    body, headers = signed(standard_event("A-1"))
+    r = client.http.post(URL, body=body, headers=headers)
+    assert r.status_code == 202, r.body
+    assert r.json_body["order_key"] == "demo-shanghai:A-1"
+    assert r.json_body["status"] == "queued"
+    assert queued_messages(seeded, aws) == [{"order_key": "demo-shanghai:A-1", "kind": "paid"}]
+
+
+def test_the_same_delivery_twice_is_a_duplicate_with_the_existing_status(client: Any, seeded: Any, aws: Any) -> None:
+    body, headers = signed(standard_event("A-2"))
+    assert client.http.post(URL, body=body, headers=headers).status_code == 202
+    again = client.http.post(URL, body=body, headers=headers)
+    assert again.status_code == 200
+    assert again.json_body["status"] == "queued"
+    assert len(queued_messages(seeded, aws)) == 1
+
+
+def test_a_forged_signature_is_401_with_a_reason_and_nothing_queued(client: Any, seeded: Any, aws: Any) -> None:
+    body, headers = signed(standard_event("A-3"), secret="whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB")
+    r = client.http.post(URL, body=body, headers=headers)
+    assert r.status_code == 401
+    assert r.json_body == {"error": "invalid_signature", "reason": "bad_signature"}
+    assert queued_messages(seeded, aws) == []
+
+
+def test_a_stale_timestamp_is_401(client: Any) -> None:
+    import time
+
+    body, headers = signed(standard_event("A-4"), ts=int(time.time()) - 3600)
+    r = client.http.post(URL, body=body, headers=headers)
+    assert r.status_code == 401
+    assert r.json_body["reason"] == "stale_timestamp"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"webhook-id": "x", "webhook-timestamp": "abc", "webhook-signature": "v1,xx"},
+        {"webhook-id": "x", "webhook-timestamp": "1", "webhook-signature": "v1,%%%not-base64"},
+        {"webhook-id": "x", "webhook-timestamp": "99999999999999999999", "webhook-signature": "garbage"},
+    ],
+)
+def test_a_malformed_or_missing_header_is_a_clean_401(client: Any, headers: dict[str, str]) -> None:
+    r = client.http.post(URL, body=b"{}", headers={"content-type": "application/json", **headers})
+    assert r.status_code == 401
+    assert r.json_body["error"] == "invalid_signature"
+
+
+def test_unknown_store_and_unknown_platform_are_404(client: Any) -> None:
+    body, headers = signed(standard_event())
+    assert client.http.post("/webhooks/standard/no-such-store", body=body, headers=headers).status_code == 404
+    r = client.http.post("/webhooks/paypal/demo-shanghai", body=body, headers=headers)
+    assert r.status_code == 404
+    assert r.json_body["error"] == "unknown_platform"
+
+
+def test_a_platform_the_store_has_not_configured_is_404(client: Any) -> None:
+    body, headers = signed(standard_event())
+    r = client.http.post("/webhooks/shopify/demo-shanghai", body=body, headers=headers)
+    assert r.status_code == 404
+    assert r.json_body["error"] == "platform_not_configured"
+
+
+def test_an_invalid_order_is_422_naming_every_field_and_rule(client: Any, seeded: Any, aws: Any) -> None:
+    event = standard_event("A-5", buyer={"title": "某" * 150, "tax_id": "12345", "type": "company"}, amount="10.00")
+    body, headers = signed(event)
+    r = client.http.post(URL, body=body, headers=headers)
+    assert r.status_code == 422, r.body
+    errors = r.json_body["errors"]
+    assert all({"field", "code", "message", "message_en"} <= set(e) for e in errors)
+    assert {e["field"] for e in errors} >= {"buyer.tax_id", "buyer.name"}, errors
+    assert queued_messages(seeded, aws) == []
+
+
+def test_an_oversized_body_is_413(client: Any) -> None:
+    body, headers = signed(b"{" + b" " * (300 * 1024) + b"}")
+    r = client.http.post(URL, body=body, headers=headers)
+    assert r.status_code == 413
+
+
+def test_when_sqs_is_down_the_answer_is_503_and_a_retry_is_not_a_duplicate(client: Any, seeded: Any, aws: Any) -> None:
+    from chalicelib.adapters.queue import IssueQueue
+    from chalicelib.domain.errors import InfrastructureUnavailable
+
+    body, headers = signed(standard_event("A-6"))
+    with mock.patch.object(IssueQueue, "send", side_effect=InfrastructureUnavailable("sqs down")):
+        r = client.http.post(URL, body=body, headers=headers)
+    assert r.status_code == 503
+    assert r.headers.get("Retry-After") == "30"
+    # the platform retries the same delivery: recorded but never queued, so it is queued now
+    retry = client.http.post(URL, body=body, headers=headers)
+    assert retry.status_code == 202
+    assert retry.json_body["status"] == "queued"
+    assert queued_messages(seeded, aws) == [{"order_key": "demo-shanghai:A-6", "kind": "paid"}]
+
+
+def test_the_outbox_sweeper_queues_what_a_crash_left_recorded(client: Any, seeded: Any, aws: Any) -> None:
+    import app as app_module
+    from chalicelib.adapters.ledger import Ledger
+    from chalicelib.services.outbox import sweep
+
+    body, headers = signed(standard_event("A-7"))
+    with (
+        mock.patch.object(Ledger, "mark_queued", side_effect=RuntimeError("crash after send")),
+        mock.patch("chalicelib.adapters.queue.IssueQueue.send", return_value="m-1"),
+    ):
+        r = client.http.post(URL, body=body, headers=headers)
+    assert r.status_code == 500
+    ingest = app_module._ingest()
+    assert sweep(ingest.ledger, ingest.queue, grace_seconds=0) == 1
+    assert queued_messages(seeded, aws) == [{"order_key": "demo-shanghai:A-7", "kind": "paid"}]
+    assert ingest.ledger.get_order("demo-shanghai:A-7").status == "queued"
+    assert sweep(ingest.ledger, ingest.queue, grace_seconds=0) == 0
+
+
+def test_when_dynamodb_is_unreachable_the_answer_is_503(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.adapters import aws as aws_clients
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
+    aws_clients.set_session(None)
+    import app as app_module
+
+    app_module._ingest.cache_clear()
+    body, headers = signed(standard_event("A-8"))
+    r = client.http.post(URL, body=body, headers=headers)
+    assert r.status_code == 503
