@@ -24,7 +24,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 ROOT = Path(__file__).resolve().parent.parent
-STACK_FILE = ROOT / ".local" / "stack.json"
+STACK_FILE = Path(os.environ.get("EINVOICE_STATE_DIR", str(ROOT / ".local"))) / "stack.json"
 
 
 # --- resource resolution -------------------------------------------------------------------------
@@ -106,6 +106,39 @@ def cmd_stores_show(args: argparse.Namespace) -> int:
         print(f"no store {args.store_id!r}", file=sys.stderr)
         return 1
     print(json.dumps(store.model_dump(mode="json"), ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_orders_list(args: argparse.Namespace) -> int:
+    from chalicelib.adapters.ledger import Ledger
+
+    records = Ledger(_need("LEDGER_TABLE")).orders_of_store(args.store_id, limit=args.limit)
+    if args.status:
+        records = [r for r in records if r.status == args.status]
+    print(f"{'CREATED':<28} {'STATUS':<12} {'KIND':<9} ORDER KEY")
+    for r in records:
+        print(f"{r.created_at:<28} {r.status:<12} {r.kind:<9} {r.order_key}")
+    return 0
+
+
+def cmd_orders_show(args: argparse.Namespace) -> int:
+    from chalicelib.adapters.ledger import Ledger
+
+    record = Ledger(_need("LEDGER_TABLE")).get_order(args.order_key)
+    if record is None:
+        print(f"no order {args.order_key!r}", file=sys.stderr)
+        return 1
+    shown = {
+        "order_key": record.order_key,
+        "store_id": record.store_id,
+        "status": record.status,
+        "kind": record.kind,
+        "created_at": record.created_at,
+        "waiting_for_queue": record.outbox_pending,
+        "violations": record.violations,
+        "payload": record.payload,
+    }
+    print(json.dumps(shown, ensure_ascii=False, indent=2))
     return 0
 
 
@@ -216,6 +249,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = stores.add_parser("show", help="show one store as JSON (secret names only, never values)")
     p.add_argument("store_id")
     p.set_defaults(func=cmd_stores_show)
+
+    orders = sub.add_parser("orders", help="the ledger: what was queued, held, rejected, issued").add_subparsers(
+        dest="command", required=True
+    )
+    p = orders.add_parser("list", help="a store's recent orders, newest first")
+    p.add_argument("store_id")
+    p.add_argument("--status", help="only this status (queued, held, rejected, issued, failed …)")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_orders_list)
+    p = orders.add_parser("show", help="one order record: status, violations, the invoice order as queued")
+    p.add_argument("order_key", help="store_id:order_id (refunds: store_id:order_id:refund:refund_id)")
+    p.set_defaults(func=cmd_orders_show)
 
     secrets = sub.add_parser("secrets", help="Secrets Manager values").add_subparsers(dest="command", required=True)
     p = secrets.add_parser("put", help="create or update a secret; the value is read from standard input")

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-STATE = ROOT / ".local"
+#: Logs, pid file and stack.json; tests point it elsewhere so they never touch a developer's running stack.
+STATE = Path(os.environ.get("EINVOICE_STATE_DIR", str(ROOT / ".local")))
 PIDFILE = STATE / "pids.json"
 STACK_FILE = STATE / "stack.json"
 REGION = "cn-north-1"

@@ -200,6 +200,19 @@ class Ledger:
                 keys.extend(i["pk"]["S"].removeprefix("order#") for i in page.get("Items", []))
         return keys
 
+    def orders_of_store(self, store_id: str, *, limit: int = 50) -> list[OrderRecord]:
+        """The store's most recent order records, newest first (index ``by_store``)."""
+        with aws.unavailable("ledger"):
+            reply = self._ddb.query(
+                TableName=self.table,
+                IndexName="by_store",
+                KeyConditionExpression="store_id = :s",
+                ExpressionAttributeValues={":s": {"S": store_id}},
+                ScanIndexForward=False,
+                Limit=limit,
+            )
+        return [self._record(i) for i in reply.get("Items", []) if i.get("sk", {}).get("S") == "order"]
+
     @staticmethod
     def _record(item: dict[str, Any]) -> OrderRecord:
         return OrderRecord(

@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from chalicelib.config import MAX_WEBHOOK_BYTES
-from chalicelib.domain.errors import PayloadTooLarge, UnknownPlatform, ValidationFailed
+from chalicelib.domain.errors import IgnoredEvent, PayloadTooLarge, UnknownPlatform, ValidationFailed
 from chalicelib.domain.models import EventKind, PaymentEvent, Store, Violation
 from chalicelib.domain.normalise import normalise
 from chalicelib.domain.taxcodes import TaxCodeTable
@@ -69,6 +69,7 @@ class IngestResult:
     status: str
     event: PaymentEvent | None = None
     warnings: tuple[Violation, ...] = field(default_factory=tuple)
+    batch: tuple[IngestResult, ...] = ()  # every message's result when one push carried several
 
 
 def order_key_for(store: Store, event: PaymentEvent) -> str:
@@ -108,9 +109,31 @@ class Ingest:
             raise UnknownPlatform(
                 f"store {store_id} does not accept {platform} webhooks", code="platform_not_configured"
             )
-        event: PaymentEvent = module.verify(raw_body, headers, self.secrets.get_json(secret_name), now)
-        order_key = order_key_for(store, event)
+        secrets = self.secrets.get_json(secret_name)
+        if hasattr(module, "verify_all"):  # platforms that batch several messages in one push (抖店)
+            events: list[PaymentEvent] = module.verify_all(raw_body, headers, secrets, now)
+            if not events:
+                raise IgnoredEvent("no message of this push needs an invoice")
+        else:
+            events = [module.verify(raw_body, headers, secrets, now)]
+        if len(events) == 1:
+            return self._one(platform, store, events[0])
+        # A batch: every message is recorded (accepted or rejected for the operator); the push is
+        # refused only when none could be accepted, so one bad message never blocks the others.
+        results: list[IngestResult] = []
+        rejected: list[Violation] = []
+        for event in events:
+            try:
+                results.append(self._one(platform, store, event))
+            except ValidationFailed as exc:
+                rejected.extend(exc.violations)
+        if not results:
+            raise ValidationFailed(rejected)
+        first = results[0]
+        return IngestResult(first.outcome, first.order_key, first.status, first.event, first.warnings, tuple(results))
 
+    def _one(self, platform: str, store: Store, event: PaymentEvent) -> IngestResult:
+        order_key = order_key_for(store, event)
         seen = self.ledger.remember_event(platform, store.store_id, event.event_id, order_key)
         if seen is not None:
             existing = self.ledger.get_order(seen)

@@ -1,0 +1,87 @@
+"""The `einvoice` CLI against moto: stores, secrets (never echoed), orders, --help everywhere."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra import cli
+from tests.support.processes import ROOT
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str], stdin: str = "") -> tuple[int, str, str]:
+    old = sys.stdin
+    sys.stdin = io.StringIO(stdin)
+    try:
+        code = cli.main(args)
+    finally:
+        sys.stdin = old
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_stores_put_list_and_show_round_trip(stack: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    for f in sorted((ROOT / "examples" / "stores").glob("*.json")):
+        assert run(["stores", "put", str(f)], capsys)[0] == 0
+    code, out, _ = run(["stores", "list"], capsys)
+    assert code == 0
+    assert "demo-shanghai" in out and "demo-hangzhou" in out and "nuonuo" in out
+    code, out, _ = run(["stores", "show", "demo-hangzhou"], capsys)
+    shown = json.loads(out)
+    assert shown["seller"]["tax_id"] == "339902999999789113"
+    assert shown["provider"]["credentials_secret"] == "einvoice/demo-hangzhou/nuonuo"
+    assert run(["stores", "show", "nope"], capsys)[0] == 1
+
+
+def test_an_invalid_store_file_names_the_fields(stack: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = json.loads((ROOT / "examples" / "stores" / "demo-shanghai.json").read_text())
+    bad["store_id"] = "Bad Id"
+    bad["pilot_percentage"] = 150
+    bad["webhook_secrets"]["standard"] = "not-under-the-prefix"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(bad))
+    code, _, err = run(["stores", "put", str(path)], capsys)
+    assert code == 2
+    assert "store_id" in err and "pilot_percentage" in err and "webhook_secrets" in err
+
+
+def test_secrets_put_reads_stdin_and_never_prints_the_value(stack: Any, aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    value = '{"secrets": ["whsec_c2VjcmV0LXZhbHVlLW5ldmVyLXByaW50ZWQ="]}'
+    code, out, err = run(["secrets", "put", "einvoice/x/webhook/standard"], capsys, stdin=value)
+    assert code == 0 and "created" in out
+    assert "whsec_" not in out + err
+    code, out, _ = run(["secrets", "put", "einvoice/x/webhook/standard"], capsys, stdin=value)
+    assert "updated" in out
+    got = aws.client("secretsmanager").get_secret_value(SecretId="einvoice/x/webhook/standard")["SecretString"]
+    assert got == value
+    assert run(["secrets", "put", "outside/prefix"], capsys, stdin=value)[0] == 2
+
+
+def test_orders_list_shows_a_rejected_order_with_its_violations(stack: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from chalicelib.adapters.ledger import Ledger
+
+    ledger = Ledger(stack.env["LEDGER_TABLE"])
+    ledger.create_order("s1:o1", "s1", kind="paid", status="rejected", payload={"event": {}}, outbox=False,
+                        violations=[{"field": "buyer.tax_id", "code": "tax_id_format", "message": "m", "message_en": "e"}])
+    code, out, _ = run(["orders", "list", "s1"], capsys)
+    assert code == 0 and "rejected" in out and "s1:o1" in out
+    code, out, _ = run(["orders", "show", "s1:o1"], capsys)
+    assert json.loads(out)["violations"][0]["field"] == "buyer.tax_id"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["stores"], ["stores", "put"], ["stores", "list"], ["stores", "show"], ["secrets", "put"], ["orders", "list"],
+     ["orders", "show"], ["taxcodes", "import"], ["webhook", "sample"]],
+)
+def test_every_command_has_help(args: list[str]) -> None:
+    result = subprocess.run([sys.executable, "-m", "infra.cli", *args, "--help"], cwd=ROOT, capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "usage: einvoice" in result.stdout
