@@ -15,6 +15,7 @@ HTTP status (routes) or to a batch-item result (worker). The tree::
     │   └── UnknownStore                 404  no store with that id
     ├── ValidationFailed                 422  the order breaks invoice rules: carries [Violation]
     ├── ConfigurationError                    a store or setting is unusable (names the field)
+    │   └── TaxCodeTableError (domain/taxcodes.py)  a tax code table file is invalid (also a ValueError)
     ├── InfrastructureUnavailable        503  AWS (or another dependency) failed: the platform retries
     └── TaxError                              the tax platform said no (or did not say)
         ├── RetryableTaxError                 system busy, 5xx, throttled: retry with backoff
