@@ -2,7 +2,8 @@
 
 Nothing here creates an AWS client at import time: adapters are built on first use (cold starts).
 Powertools: the Logger writes JSON with the order key as correlation id, Metrics are flushed after
-every invocation, the Tracer is active in Lambda (disabled locally by POWERTOOLS_TRACE_DISABLED).
+every invocation, the Tracer (built on first use) annotates each webhook and batch with its store and
+order key; it is active in Lambda and disabled locally by POWERTOOLS_TRACE_DISABLED.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from chalice import Chalice, Response
 
@@ -23,7 +24,16 @@ from chalicelib.domain.taxpayer import mask
 app = Chalice(app_name="einvoice")
 logger = Logger(service="einvoice")
 metrics = Metrics(namespace="EInvoice", service="einvoice")
-tracer = Tracer(service="einvoice")
+
+
+@cache
+def tracer() -> Any:
+    """The Powertools Tracer, built on first use: importing the X-Ray SDK costs ~0.4 s, so it is
+    not paid by every cold import (docs/benchmarks.md) — only by the first traced invocation."""
+    from aws_lambda_powertools import Tracer
+
+    return Tracer(service="einvoice")
+
 
 WEBHOOK_CONTENT_TYPES = [
     "application/json",
@@ -73,6 +83,7 @@ def webhook(platform: str, store_id: str) -> Response:
     raw = request.raw_body or b""
     headers = {k.lower(): v for k, v in request.headers.items()}
     logger.append_keys(platform=platform, store_id=store_id)
+    tracer().put_annotation(key="store_id", value=store_id)
     try:
         result = _ingest()(platform, store_id, raw, headers, datetime.now(UTC))
     except errors.IgnoredEvent as exc:
@@ -84,7 +95,8 @@ def webhook(platform: str, store_id: str) -> Response:
         return _reply(reply)
     except errors.EInvoiceError as exc:
         return _webhook_error(exc)
-    logger.append_keys(order_key=result.order_key)
+    logger.set_correlation_id(result.order_key)
+    tracer().put_annotation(key="order_key", value=result.order_key)
     logger.info(
         "webhook accepted",
         extra={

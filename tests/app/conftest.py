@@ -28,7 +28,11 @@ def seeded(stack: Any) -> Any:
     registry = StoreRegistry(stack.env["STORES_TABLE"])
     for store in load_store_files():
         registry.put(store)
-    SecretStore().put("einvoice/demo-shanghai/webhook/standard", json.dumps({"secrets": [SECRET]}))
+    secrets = SecretStore()
+    for name, value in json.loads((ROOT / "examples" / "secrets.local.json").read_text()).items():
+        if not name.startswith("_"):
+            secrets.put(name, json.dumps(value))
+    secrets.put("einvoice/demo-shanghai/webhook/standard", json.dumps({"secrets": [SECRET]}))
     return stack
 
 

@@ -39,9 +39,12 @@ def test_retention_is_at_least_five_years_and_object_lock_is_on(template: dict[s
         props = template["Resources"][bucket]["Properties"]
         assert props["ObjectLockEnabled"] is True
         assert props["PublicAccessBlockConfiguration"]["BlockPublicPolicy"] is True
-        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"][
-            "SSEAlgorithm"
-        ] == "aws:kms"
+        assert (
+            props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"][
+                "SSEAlgorithm"
+            ]
+            == "aws:kms"
+        )
 
 
 def test_each_function_role_grants_only_its_own_needs_and_nothing_on_star_but_xray(template: dict[str, Any]) -> None:

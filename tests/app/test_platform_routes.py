@@ -1,0 +1,123 @@
+"""All eight platforms through POST /webhooks/{platform}/{store_id} (chalice.test.Client, moto behind it).
+
+One store accepts every platform (``tests/support/platform_events.test_store``); each platform's events
+are signed exactly as the platform signs them, and each gets back the answer it expects.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.support import platform_events as pe
+
+STORE = "all-platforms"
+
+
+@pytest.fixture()
+def platform_client(stack: Any) -> Iterator[Any]:
+    """The all-platform store and its eight secrets registered; the app in-process."""
+    from chalice.test import Client
+
+    import app as app_module
+    from chalicelib.adapters.secrets import SecretStore
+    from chalicelib.adapters.stores import StoreRegistry
+    from chalicelib.domain.models import Store
+
+    StoreRegistry(stack.env["STORES_TABLE"]).put(Store.model_validate(pe.test_store(STORE)))
+    secrets = SecretStore()
+    for platform in pe.PLATFORMS:
+        secrets.put(pe.secret_name(STORE, platform), json.dumps(pe.secret_values(platform)))
+    app_module._ingest.cache_clear()
+    with Client(app_module.app, stage_name="local") as c:
+        yield c
+    app_module._ingest.cache_clear()
+
+
+def queued(stack: Any, aws: Any) -> list[dict[str, Any]]:
+    """Every message in the issue queue (received once: call it at the end of a test)."""
+    sqs = aws.client("sqs")
+    messages: list[dict[str, Any]] = []
+    while True:
+        reply = sqs.receive_message(QueueUrl=stack.env["ISSUE_QUEUE_URL"], MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        batch = reply.get("Messages", [])
+        if not batch:
+            return messages
+        messages.extend(json.loads(m["Body"]) for m in batch)
+
+
+def post(client: Any, platform: str, body: bytes, headers: dict[str, str]) -> Any:
+    return client.http.post(f"/webhooks/{platform}/{STORE}", body=body, headers=headers)
+
+
+def assert_reply(response: Any, platform: str, *, order_key: str, duplicate: bool = False) -> None:
+    expected = pe.expected_reply(platform, order_key=order_key, duplicate=duplicate)
+    body = response.body.decode() if isinstance(response.body, bytes) else response.body
+    assert response.status_code == expected.status, body
+    content_type = response.headers.get("Content-Type") or response.headers.get("content-type") or ""
+    assert content_type.split(";")[0].strip() == expected.content_type, content_type
+    if isinstance(expected.body, str):
+        assert body == expected.body
+    else:
+        assert json.loads(body) == expected.body
+
+
+def new_order(platform: str) -> str:
+    return f"{platform}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.mark.parametrize("platform", pe.PLATFORMS)
+def test_a_genuine_payment_is_answered_as_the_platform_expects_and_queued_once(
+    platform_client: Any, stack: Any, aws: Any, platform: str
+) -> None:
+    order_id = new_order(platform)
+    order_key = f"{STORE}:{order_id}"
+    body, headers = pe.paid(platform, order_id, "88.00")
+
+    assert_reply(post(platform_client, platform, body, headers), platform, order_key=order_key)
+    # the platform re-delivers the same event: the same kind of answer, nothing queued again
+    assert_reply(post(platform_client, platform, body, headers), platform, order_key=order_key, duplicate=True)
+
+    assert queued(stack, aws) == [{"order_key": order_key, "kind": "paid"}]
+
+
+@pytest.mark.parametrize("platform", pe.PLATFORMS)
+def test_a_tampered_body_is_401_with_a_reason_and_nothing_queued(
+    platform_client: Any, stack: Any, aws: Any, platform: str
+) -> None:
+    order_id = new_order(platform)
+    body, headers = pe.paid(platform, order_id, "88.00")
+
+    r = post(platform_client, platform, pe.tampered(platform, body, order_id), headers)
+
+    assert r.status_code == 401, r.body
+    assert r.json_body == {"error": "invalid_signature", "reason": "bad_signature"}
+    assert queued(stack, aws) == []
+
+
+@pytest.mark.parametrize("platform", pe.PLATFORMS)
+def test_a_refund_is_queued_under_its_own_order_key(platform_client: Any, stack: Any, aws: Any, platform: str) -> None:
+    order_id = new_order(platform)
+    refund_id = str(uuid.uuid4().int % 10**12)
+    assert post(platform_client, platform, *pe.paid(platform, order_id, "88.00")).status_code in (200, 202)
+
+    body, headers = pe.refunded(platform, order_id, "30.00", refund_id=refund_id)
+    refund_key = f"{STORE}:{order_id}:refund:{refund_id}"
+    assert_reply(post(platform_client, platform, body, headers), platform, order_key=refund_key)
+
+    assert queued(stack, aws) == [
+        {"order_key": f"{STORE}:{order_id}", "kind": "paid"},
+        {"order_key": refund_key, "kind": "refunded"},
+    ]
+
+
+def test_a_genuine_event_of_one_platform_is_refused_on_another_platforms_url(platform_client: Any) -> None:
+    """A Shopify-signed body posted to the WooCommerce URL: the WooCommerce check finds no signature."""
+    body, headers = pe.paid("shopify", new_order("shopify"), "88.00")
+    r = post(platform_client, "woocommerce", body, headers)
+    assert r.status_code == 401
+    assert r.json_body == {"error": "invalid_signature", "reason": "missing_header"}
