@@ -51,7 +51,9 @@ def test_an_invalid_store_file_names_the_fields(stack: Any, tmp_path: Path, caps
     assert "store_id" in err and "pilot_percentage" in err and "webhook_secrets" in err
 
 
-def test_secrets_put_reads_stdin_and_never_prints_the_value(stack: Any, aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_secrets_put_reads_stdin_and_never_prints_the_value(
+    stack: Any, aws: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     value = '{"secrets": ["whsec_c2VjcmV0LXZhbHVlLW5ldmVyLXByaW50ZWQ="]}'
     code, out, err = run(["secrets", "put", "einvoice/x/webhook/standard"], capsys, stdin=value)
     assert code == 0 and "created" in out
@@ -67,8 +69,15 @@ def test_orders_list_shows_a_rejected_order_with_its_violations(stack: Any, caps
     from chalicelib.adapters.ledger import Ledger
 
     ledger = Ledger(stack.env["LEDGER_TABLE"])
-    ledger.create_order("s1:o1", "s1", kind="paid", status="rejected", payload={"event": {}}, outbox=False,
-                        violations=[{"field": "buyer.tax_id", "code": "tax_id_format", "message": "m", "message_en": "e"}])
+    ledger.create_order(
+        "s1:o1",
+        "s1",
+        kind="paid",
+        status="rejected",
+        payload={"event": {}},
+        outbox=False,
+        violations=[{"field": "buyer.tax_id", "code": "tax_id_format", "message": "m", "message_en": "e"}],
+    )
     code, out, _ = run(["orders", "list", "s1"], capsys)
     assert code == 0 and "rejected" in out and "s1:o1" in out
     code, out, _ = run(["orders", "show", "s1:o1"], capsys)
@@ -77,11 +86,57 @@ def test_orders_list_shows_a_rejected_order_with_its_violations(stack: Any, caps
 
 @pytest.mark.parametrize(
     "args",
-    [[], ["stores"], ["stores", "put"], ["stores", "list"], ["stores", "show"], ["secrets", "put"], ["orders", "list"],
-     ["orders", "show"], ["taxcodes", "import"], ["webhook", "sample"]],
+    [
+        [],
+        ["stores"],
+        ["stores", "put"],
+        ["stores", "list"],
+        ["stores", "show"],
+        ["secrets", "put"],
+        ["orders", "list"],
+        ["orders", "show"],
+        ["taxcodes", "import"],
+        ["webhook", "sample"],
+    ],
 )
 def test_every_command_has_help(args: list[str]) -> None:
-    result = subprocess.run([sys.executable, "-m", "infra.cli", *args, "--help"], cwd=ROOT, capture_output=True,
-                            text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "infra.cli", *args, "--help"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert "usage: einvoice" in result.stdout
+
+
+def test_taxcodes_import_replaces_the_table_the_validator_reads(
+    stack: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chalicelib.adapters.taxcodes import TaxCodeSource
+    from chalicelib.domain.taxcodes import DEFAULT_TABLE_PATH
+
+    source = TaxCodeSource(stack.env["CONFIG_BUCKET"])
+    shipped = source.current()
+    assert shipped.lookup("3070401000000000000") is not None  # nothing imported yet: the shipped copy
+
+    table = json.loads(DEFAULT_TABLE_PATH.read_text())
+    table["version"] = "2026.2-test"
+    table["entries"] = [e for e in table["entries"] if e["code"] != "3070401000000000000"]
+    path = tmp_path / "codes.json"
+    path.write_text(json.dumps(table, ensure_ascii=False))
+    code, out, _ = run(["taxcodes", "import", str(path)], capsys)
+    assert code == 0 and "2026.2-test" in out
+
+    fresh = TaxCodeSource(stack.env["CONFIG_BUCKET"]).current()  # a new container, or after the cache minute
+    assert fresh.version == "2026.2-test"
+    assert fresh.lookup("3070401000000000000") is None
+
+
+def test_an_invalid_taxcodes_file_is_refused_and_the_current_table_kept(
+    stack: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(
+        json.dumps({"version": "x", "entries": [{"code": "123", "name": "n", "short_name": "s", "rates": ["0.07"]}]})
+    )
+    code, _, err = run(["taxcodes", "import", str(path)], capsys)
+    assert code == 2
+    assert "entries[0]" in err
