@@ -147,6 +147,7 @@ def _webhook_error(exc: errors.EInvoiceError) -> Response:
 def worker(event: Any) -> dict[str, Any]:
     """Issue invoices for a batch; failed records are reported back so only they are retried."""
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
     from chalicelib.services.worker import handle_record
 
     processor = BatchProcessor(event_type=EventType.SQS)

@@ -152,6 +152,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "折扣行的税率须与被折扣行相同",
         "a discount line has the same tax rate as the discounted line",
     ),
+    "discount_code_mismatch": (
+        "折扣行的税收分类编码和简称须与被折扣行相同",
+        "a discount line has the same tax code and short name as the discounted line",
+    ),
     "discount_not_negative": ("折扣行金额须为负数", "a discount line's amounts are negative"),
     "discount_exceeds_line": (
         "折扣行金额不能大于被折扣行的金额",
@@ -417,7 +421,8 @@ def _check_code_and_rate(where: str, line: InvoiceLine, table: TaxCodeTable, fou
         flag = line.zero_rate_flag.value
         found.error(f"{where}.zero_rate_flag", "zero_rate_flag_not_allowed", code=line.tax_code, flag=flag)
     if line.short_name != entry.short_name:
-        found.warn(f"{where}.short_name", "short_name_mismatch", short_name=line.short_name, expected=entry.short_name)
+        # The platform prints *简称* from its own table and refuses a line that says otherwise.
+        found.error(f"{where}.short_name", "short_name_mismatch", short_name=line.short_name, expected=entry.short_name)
 
 
 def _in_range(value: Decimal) -> bool:
@@ -498,6 +503,8 @@ def _check_discount(index: int, order: InvoiceOrder, found: _Findings) -> None:
         found.error(f"{where}.name", "discount_name_mismatch")
     if line.tax_rate != target.tax_rate:
         found.error(f"{where}.tax_rate", "discount_rate_mismatch")
+    if line.tax_code != target.tax_code or line.short_name != target.short_name:
+        found.error(f"{where}.tax_code", "discount_code_mismatch")
     if all(_in_range(v) for v in (line.amount, line.total, target.amount, target.total)) and (
         abs(line.amount) > abs(target.amount) or abs(line.total) > abs(target.total)
     ):

@@ -184,9 +184,7 @@ class Credentials:
         try:
             value = self.values[key]
         except KeyError:
-            raise ConfigurationError(
-                f"provider credentials lack '{key}'", code="missing_credential"
-            ) from None
+            raise ConfigurationError(f"provider credentials lack '{key}'", code="missing_credential") from None
         if not value:
             raise ConfigurationError(f"provider credentials '{key}' is empty", code="missing_credential")
         return value

@@ -245,7 +245,14 @@ def unwrap(request: HttpRequest, response: HttpResponse) -> Any:
             )
         return envelope.get("result")
     describe = envelope.get("describe")
-    raise map_error(code, describe if isinstance(describe, str) else "", request)
+    error = map_error(code, describe if isinstance(describe, str) else "", request)
+    result = envelope.get("result")
+    if isinstance(error, DuplicateTaxError) and isinstance(result, dict):
+        # when the reply names the existing invoice (its invoiceSerialNum), carry it
+        existing = result.get("invoiceSerialNum")
+        if isinstance(existing, str) and existing:
+            error.existing = existing
+    raise error
 
 
 def http_error(response: HttpResponse, operation: str) -> TaxError:

@@ -525,8 +525,32 @@ class StaProvider(Provider):
             body=inner.encode("ascii"),
         )
         if not hmac.compare_digest(expected, signature):
-            raise AmbiguousTaxError(f"{service}: reply signature does not verify")
+            raise self._unverified_auth_error(inner, service) or AmbiguousTaxError(
+                f"{service}: reply signature does not verify"
+            )
         return inner
+
+    def _unverified_auth_error(self, inner: str, service: str) -> AuthTaxError | None:
+        """A reply we cannot verify is garbled (Ambiguous) — except the receiver's own auth refusal.
+
+        The receiver signs its E2001–E2003 replies with the app's real sign key, so a client holding a
+        wrong ``sign_key`` can never verify them: without this, a misconfigured key reads as "outcome
+        unknown" forever instead of "alert, pause the store". The receiver refused before acting, and
+        an unverified reply can only turn into this refusal, never into a success or a duplicate.
+        """
+        try:
+            decrypted = decrypt_body(self._sm4_key, inner)
+        except (ValueError, CryptoError, binascii.Error):
+            return None
+        envelope = decrypted.get("Response") if isinstance(decrypted, dict) else None
+        error = envelope.get("Error") if isinstance(envelope, dict) else None
+        code = error.get("code") if isinstance(error, dict) else None
+        if not isinstance(code, str) or _ERROR_CLASSES.get(code) is not AuthTaxError:
+            return None
+        return AuthTaxError(
+            f"{service}: {code} refused, and the reply signature does not verify (check sign_key)",
+            provider_code=code,
+        )
 
     def _sent_payload(self, request: HttpRequest) -> dict[str, Any]:
         payload = decrypt_body(self._sm4_key, request.body)

@@ -30,7 +30,7 @@ def test_the_worker_reports_partial_batch_failures_from_the_templates_queue(temp
     assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert source["Queue"] == {"Fn::GetAtt": ["IssueQueue", "Arn"]}
     timeout = template["Resources"]["Worker"]["Properties"]["Timeout"]
-    assert QUEUE_VISIBILITY_SECONDS > timeout * source["BatchSize"]
+    assert timeout * source["BatchSize"] < QUEUE_VISIBILITY_SECONDS
 
 
 def test_retention_is_at_least_five_years_and_object_lock_is_on(template: dict[str, Any]) -> None:

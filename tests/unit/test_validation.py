@@ -298,6 +298,20 @@ CASES: list[tuple[str, Callable[[], InvoiceOrder], dict[str, Any], str, str]] = 
         "discount_rate_mismatch",
     ),
     (
+        "discount other code",
+        lambda: order(_goods, discount(_goods, "-1.00").model_copy(update={"tax_code": "3070402000000000000"})),
+        {},
+        "lines[1].tax_code",
+        "discount_code_mismatch",
+    ),
+    (
+        "short name not the table's",
+        lambda: order(line(short_name="软件")),
+        {},
+        "lines[0].short_name",
+        "short_name_mismatch",
+    ),
+    (
         "positive discount",
         lambda: order(_goods, discount(_goods, "1.00")),
         {},
@@ -380,7 +394,7 @@ def test_each_rule_reports_its_code_on_its_field(
 
 
 VALIDATION_CODES = {c for c in MESSAGES if not c.startswith(("event_", "refund_"))}
-WARNING_CODES = {"short_name_mismatch", "red_original_line_missing"}
+WARNING_CODES = {"red_original_line_missing"}
 
 
 def test_every_error_code_has_a_case() -> None:
@@ -415,10 +429,10 @@ def test_sandbox_seller_id_passes_with_a_warning_by_default() -> None:
     assert {v.code for v in strict.errors} == {"tax_id_checksum"}
 
 
-def test_short_name_differing_from_the_table_is_a_warning() -> None:
+def test_short_name_differing_from_the_table_is_an_error() -> None:
     report = check(order(line(short_name="软件")), table=TABLE)
-    assert report.ok
-    assert [(w.field, w.code) for w in report.warnings] == [("lines[0].short_name", "short_name_mismatch")]
+    assert not report.ok
+    assert [(e.field, e.code) for e in report.errors] == [("lines[0].short_name", "short_name_mismatch")]
 
 
 def test_red_line_without_blue_line_number_is_a_warning() -> None:

@@ -1,0 +1,124 @@
+"""Which ``Provider`` serves a store: built from the store's settings, its credentials and the stage.
+
+``provider_for`` picks the class by ``store.provider.provider`` (``sta`` | ``nuonuo``), the endpoint
+(``store.provider.endpoint`` overrides the stage default ``STA_ENDPOINT`` / ``NUONUO_ENDPOINT``), the
+store's non-secret options and the seller tax id. A Nuonuo provider needs an access token: it comes
+from a :class:`~chalicelib.taxapi.tokens.TokenCache` kept per container and per store (so a warm
+Lambda does not spend the token endpoint's small monthly quota), keyed also by a digest of the app
+key and secret so a rotated secret gets a fresh cache. The token URL is ``NUONUO_TOKEN_URL`` unless
+the store's options name one (``token_url``).
+
+:class:`Providers` is the port the issuing use case holds: ``get`` a provider, and after an
+``AuthTaxError`` ask ``refreshed`` for one with a new token (Nuonuo token errors 070304–070307 only;
+``None`` means a refresh cannot help).
+
+Nothing here logs or sends except through the ``send`` callable given (the HTTP transport).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from chalicelib.domain.errors import ConfigurationError, TaxError
+from chalicelib.domain.models import Store, TaxProvider
+from chalicelib.taxapi.base import Credentials, HttpRequest, HttpResponse, Provider
+from chalicelib.taxapi.nuonuo import NuonuoProvider
+from chalicelib.taxapi.nuonuo_wire import is_token_error
+from chalicelib.taxapi.sta import StaProvider
+from chalicelib.taxapi.tokens import TokenCache
+
+Send = Callable[[HttpRequest], HttpResponse]
+
+
+class EndpointSettings(Protocol):
+    """The part of ``chalicelib.config.Settings`` the registry reads."""
+
+    @property
+    def sta_endpoint(self) -> str: ...
+    @property
+    def nuonuo_endpoint(self) -> str: ...
+    @property
+    def nuonuo_token_url(self) -> str: ...
+
+
+_lock = threading.Lock()
+_token_caches: dict[tuple[str, str, str], TokenCache] = {}
+
+
+@functools.cache
+def _transport_send() -> Send:
+    """The container's default transport (built on first use only)."""
+    from chalicelib.adapters.http import HttpTransport
+
+    return HttpTransport(connect_timeout=3.0, read_timeout=15.0).send
+
+
+def token_url_for(store: Store, settings: EndpointSettings) -> str:
+    return store.provider.options.get("token_url") or settings.nuonuo_token_url
+
+
+def token_cache_for(store: Store, credentials: Credentials, settings: EndpointSettings, send: Send) -> TokenCache:
+    """The container's token cache for this store (created on first use)."""
+    url = token_url_for(store, settings)
+    digest = hashlib.sha256(
+        f"{credentials.values.get('app_key', '')}\0{credentials.values.get('app_secret', '')}".encode()
+    ).hexdigest()
+    key = (store.store_id, url, digest)
+    with _lock:
+        cache = _token_caches.get(key)
+        if cache is None:
+            cache = TokenCache(credentials, send, token_url=url)
+            _token_caches[key] = cache
+        return cache
+
+
+def clear_token_caches() -> None:
+    """Forget every cached token (tests; a rotated secret is picked up by key anyway)."""
+    with _lock:
+        _token_caches.clear()
+
+
+def provider_for(
+    store: Store,
+    credentials: Credentials,
+    settings: EndpointSettings,
+    *,
+    send: Send | None = None,
+    force_token_refresh: bool = False,
+) -> Provider:
+    """The provider for ``store``. ``send`` is used only to fetch a Nuonuo token (default: HTTP)."""
+    options = dict(store.provider.options)
+    seller = store.seller.tax_id
+    if store.provider.provider is TaxProvider.STA:
+        endpoint = store.provider.endpoint or settings.sta_endpoint
+        return StaProvider(credentials, endpoint, seller_tax_id=seller, options=options)
+    if store.provider.provider is TaxProvider.NUONUO:
+        endpoint = store.provider.endpoint or settings.nuonuo_endpoint
+        cache = token_cache_for(store, credentials, settings, send or _transport_send())
+        token = cache.force_refresh() if force_token_refresh else cache.get()
+        try:
+            return NuonuoProvider(credentials, endpoint, seller_tax_id=seller, access_token=token, options=options)
+        except ValueError as exc:  # a malformed endpoint URL
+            raise ConfigurationError(f"store {store.store_id}: {exc}", code="bad_endpoint") from None
+    raise ConfigurationError(f"store {store.store_id}: unknown provider", code="unknown_provider")
+
+
+class Providers:
+    """The issuing use case's provider port: stage settings and the transport bound once."""
+
+    def __init__(self, settings: EndpointSettings, send: Send | None = None) -> None:
+        self._settings = settings
+        self._send = send
+
+    def get(self, store: Store, credentials: Credentials) -> Provider:
+        return provider_for(store, credentials, self._settings, send=self._send)
+
+    def refreshed(self, store: Store, credentials: Credentials, error: TaxError) -> Provider | None:
+        """A provider with a fresh access token when ``error`` is one a new token may cure, else None."""
+        if store.provider.provider is not TaxProvider.NUONUO or not is_token_error(error):
+            return None
+        return provider_for(store, credentials, self._settings, send=self._send, force_token_refresh=True)
