@@ -1,0 +1,720 @@
+"""Genuine, signed webhook deliveries for all eight platforms, built the way each platform builds them.
+
+Every builder returns ``(body, headers)``: the exact bytes to POST to ``/webhooks/<platform>/<store_id>``
+and the headers the platform sends with them (lower-case names). Signing follows the unit tests in
+``tests/unit/webhooks/``: the platform's own client library where those tests use one (``standardwebhooks``,
+``stripe``'s signer, python-alipay-sdk), the documented algorithm with the stdlib / ``cryptography``
+otherwise (Shopify, WooCommerce, 抖店, 有赞, WeChat Pay).
+
+- :func:`paid` / :func:`refunded` — a new delivery (fresh event id) each call; POSTing the same pair
+  again is a re-delivery.
+- :func:`tampered` — the same delivery with its body changed after signing.
+- :func:`secret_values` — the JSON value the store's secret for the platform must hold (the RSA keys of
+  WeChat Pay and Alipay are generated once per process).
+- :func:`test_store` — a store dict (based on ``examples/stores/demo-shanghai.json``) that accepts all
+  eight platforms, with secrets named ``einvoice/<store_id>/webhook/<platform>``.
+- :func:`expected_reply` — what the platform expects back for an accepted delivery.
+
+Amounts are yuan (``"88.00"``); every paid event carries one line (SKU ``LATTE-L`` of the demo
+catalogue) or none, and no buyer, so it passes the store's invoice rules.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import hmac
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+ROOT = Path(__file__).resolve().parents[2]
+PLATFORMS: tuple[str, ...] = (
+    "standard",
+    "wechatpay",
+    "alipay",
+    "douyin",
+    "youzan",
+    "shopify",
+    "stripe",
+    "woocommerce",
+)
+#: platforms whose success answer is the gateway's own ``202 {"order_key", "status": "queued"}``
+GATEWAY_REPLY = frozenset({"standard", "shopify", "stripe", "woocommerce"})
+
+SKU = "LATTE-L"
+CHINA = timezone(timedelta(hours=8))
+
+# Fixed test secrets (none of them is real).
+STANDARD_SECRET = "whsec_" + base64.b64encode(b"platform-events-standard-secret-01").decode()
+STRIPE_SECRET = "whsec_test_platform_events_6f1d2c3b4a5968778695a4b3c2d1e0f9"
+SHOPIFY_SECRET = "shpss_platform_events_0a1b2c3d4e5f60718293a4b5c6d7"
+WOO_SECRET = "wc-platform-events-~Z9>r8Q!m2#kL"
+DOUYIN_APP_KEY = "7000000000000000042"
+DOUYIN_APP_SECRET = "5d3c2b1a-0f9e-4d8c-b7a6-958473625140"
+YOUZAN_CLIENT_ID = "ab12cd34ef56ab78cd"
+YOUZAN_CLIENT_SECRET = "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b"
+WECHAT_APIV3_KEY = "Pq7Rs9Tu1Vw3Xy5Za7Bc9De1Fg3Hi5Jk"  # 32 characters
+WECHAT_SERIAL = "6A1B2C3D4E5F60718293A4B5C6D7E8F901234567"
+ALIPAY_APP_ID = "2021000199990042"
+
+
+# --- keys (generated once per process) ------------------------------------------------------------
+@dataclass(frozen=True)
+class _RsaKeys:
+    wechat_platform: Any  # WeChat Pay's platform private key: signs notifications
+    wechat_cert_pem: str  # its certificate, as downloaded from WeChat Pay
+    alipay: Any  # Alipay's private key: signs notifies
+    alipay_public_b64: str  # the "支付宝公钥" as the console shows it
+    alipay_sdk: Any  # python-alipay-sdk configured with Alipay's key pair (signs as Alipay does)
+
+
+@cache
+def _keys() -> _RsaKeys:
+    from alipay import AliPay
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    wechat = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Tenpay.com Root CA")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(wechat.public_key())
+        .serial_number(int(WECHAT_SERIAL, 16))
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=3650))
+        .sign(wechat, hashes.SHA256())
+    )
+    ali = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_pem = (
+        ali.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    ).decode()
+    private_pem = ali.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    sdk = AliPay(
+        appid=ALIPAY_APP_ID,
+        app_private_key_string=private_pem,
+        alipay_public_key_string=public_pem,
+        sign_type="RSA2",
+    )
+    return _RsaKeys(
+        wechat_platform=wechat,
+        wechat_cert_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
+        alipay=ali,
+        alipay_public_b64="".join(public_pem.strip().splitlines()[1:-1]),
+        alipay_sdk=sdk,
+    )
+
+
+def secret_values(platform: str) -> dict[str, Any]:
+    """The JSON value of the store's secret ``einvoice/<store_id>/webhook/<platform>``."""
+    if platform == "standard":
+        return {"secrets": [STANDARD_SECRET]}
+    if platform == "stripe":
+        return {"secrets": [STRIPE_SECRET]}
+    if platform == "shopify":
+        return {"secret": SHOPIFY_SECRET}
+    if platform == "woocommerce":
+        return {"secret": WOO_SECRET}
+    if platform == "douyin":
+        return {"app_key": DOUYIN_APP_KEY, "app_secret": DOUYIN_APP_SECRET}
+    if platform == "youzan":
+        return {"client_id": YOUZAN_CLIENT_ID, "client_secret": YOUZAN_CLIENT_SECRET}
+    if platform == "wechatpay":
+        return {"apiv3_key": WECHAT_APIV3_KEY, "platform_keys": {WECHAT_SERIAL: _keys().wechat_cert_pem}}
+    if platform == "alipay":
+        return {"app_id": ALIPAY_APP_ID, "alipay_public_key": _keys().alipay_public_b64}
+    raise ValueError(f"unknown platform {platform!r}")
+
+
+def secret_name(store_id: str, platform: str) -> str:
+    return f"einvoice/{store_id}/webhook/{platform}"
+
+
+def test_store(store_id: str) -> dict[str, Any]:
+    """A store accepting all eight platforms, based on the demo-shanghai example (100 % pilot)."""
+    doc: dict[str, Any] = json.loads((ROOT / "examples" / "stores" / "demo-shanghai.json").read_text("utf-8"))
+    doc = copy.deepcopy(doc)
+    doc["store_id"] = store_id
+    doc["name"] = f"全平台测试店 {store_id}"[:100]
+    doc["webhook_secrets"] = {p: secret_name(store_id, p) for p in PLATFORMS}
+    doc["pilot_percentage"] = 100
+    doc["active"] = True
+    return doc
+
+
+test_store.__test__ = False  # type: ignore[attr-defined]  # a builder: never collected by pytest
+
+
+# --- what the platform expects back ---------------------------------------------------------------
+@dataclass(frozen=True)
+class ExpectedReply:
+    status: int
+    content_type: str  # the media type, without parameters
+    body: Any  # parsed JSON (dict) or text
+
+
+def expected_reply(platform: str, *, order_key: str, duplicate: bool = False) -> ExpectedReply:
+    """The answer to an accepted delivery (``duplicate`` for a re-delivery)."""
+    if platform == "alipay":
+        return ExpectedReply(200, "text/plain", "success")
+    if platform == "wechatpay":
+        return ExpectedReply(200, "application/json", {"code": "SUCCESS", "message": "成功"})
+    if platform in ("douyin", "youzan"):
+        return ExpectedReply(200, "application/json", {"code": 0, "msg": "success"})
+    outcome = "duplicate" if duplicate else "queued"
+    return ExpectedReply(
+        202 if not duplicate else 200,
+        "application/json",
+        {
+            "order_key": order_key,
+            "status": "queued",
+            "outcome": outcome,
+        },
+    )
+
+
+# --- helpers --------------------------------------------------------------------------------------
+def _yuan(amount: str | Decimal) -> Decimal:
+    return Decimal(str(amount)).quantize(Decimal("0.01"))
+
+
+def _fen(amount: str | Decimal) -> int:
+    return int(_yuan(amount) * 100)
+
+
+def _json(doc: Any) -> bytes:
+    return json.dumps(doc, ensure_ascii=False).encode()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _china(at: datetime) -> str:
+    return at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _hmac_b64(secret: str, body: bytes) -> str:
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def _md5_hex(*parts: bytes) -> str:
+    return hashlib.md5(b"".join(parts), usedforsecurity=False).hexdigest()
+
+
+# --- Standard Webhooks: signed with the ``standardwebhooks`` reference library --------------------
+def _standard(doc: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    from standardwebhooks import Webhook
+
+    body = _json(doc)
+    msg_id = f"msg_{uuid.uuid4().hex}"
+    at = _now().replace(microsecond=0)
+    signature = Webhook(STANDARD_SECRET).sign(msg_id, at, body.decode())
+    return body, {
+        "content-type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": signature,
+    }
+
+
+def _standard_paid(order_id: str, amount: Decimal) -> tuple[bytes, dict[str, str]]:
+    line = {"sku": SKU, "name": "拿铁咖啡（大杯）", "quantity": "1", "unit_price": str(amount), "total": str(amount)}
+    doc = {
+        "type": "order.paid",
+        "timestamp": _now().isoformat(),
+        "data": {"order_id": order_id, "amount": str(amount), "currency": "CNY", "lines": [line]},
+    }
+    return _standard(doc)
+
+
+def _standard_refunded(order_id: str, amount: Decimal, refund_id: str) -> tuple[bytes, dict[str, str]]:
+    doc = {
+        "type": "order.refunded",
+        "timestamp": _now().isoformat(),
+        "data": {
+            "order_id": order_id,
+            "amount": str(amount),
+            "currency": "CNY",
+            "refund_id": refund_id,
+            "refund_amount": str(amount),
+        },
+    }
+    return _standard(doc)
+
+
+# --- Stripe: the ``stripe`` library's own signer ---------------------------------------------------
+def _stripe(doc: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    import stripe
+
+    body = json.dumps(doc, indent=2).encode()
+    header = stripe.WebhookSignature.generate_signature_header(body.decode(), STRIPE_SECRET, timestamp=int(time.time()))
+    return body, {"content-type": "application/json; charset=utf-8", "stripe-signature": header}
+
+
+def _stripe_event(event_type: str, obj: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "id": f"evt_{uuid.uuid4().hex[:24]}",
+        "object": "event",
+        "api_version": "2024-06-20",
+        "created": int(time.time()),
+        "livemode": False,
+        "type": event_type,
+        "data": {"object": obj, **extra},
+    }
+
+
+def _stripe_paid(order_id: str, amount: Decimal) -> tuple[bytes, dict[str, str]]:
+    session = {
+        "id": f"cs_test_{uuid.uuid4().hex[:16]}",
+        "object": "checkout.session",
+        "amount_subtotal": _fen(amount),
+        "amount_total": _fen(amount),
+        "currency": "cny",
+        "customer_details": None,
+        "metadata": {"order_id": order_id},
+        "mode": "payment",
+        "payment_intent": f"pi_{uuid.uuid4().hex[:16]}",
+        "payment_status": "paid",
+        "status": "complete",
+    }
+    return _stripe(_stripe_event("checkout.session.completed", session))
+
+
+def _stripe_refunded(order_id: str, amount: Decimal, refund_id: str) -> tuple[bytes, dict[str, str]]:
+    charge_id = f"ch_{uuid.uuid4().hex[:16]}"
+    charge = {
+        "id": charge_id,
+        "object": "charge",
+        "amount": _fen(amount),
+        "amount_captured": _fen(amount),
+        "amount_refunded": _fen(amount),
+        "currency": "cny",
+        "metadata": {"order_id": order_id},
+        "paid": True,
+        "payment_intent": f"pi_{uuid.uuid4().hex[:16]}",
+        "refunded": True,
+        "refunds": {
+            "object": "list",
+            "data": [
+                {
+                    "id": refund_id,
+                    "object": "refund",
+                    "amount": _fen(amount),
+                    "charge": charge_id,
+                    "created": int(time.time()),
+                    "currency": "cny",
+                    "status": "succeeded",
+                }
+            ],
+            "has_more": False,
+        },
+        "status": "succeeded",
+    }
+    return _stripe(_stripe_event("charge.refunded", charge, previous_attributes={"amount_refunded": 0}))
+
+
+# --- Shopify: base64 HMAC-SHA256(app secret, raw body) ----------------------------------------------
+def _shopify(doc: dict[str, Any], topic: str) -> tuple[bytes, dict[str, str]]:
+    body = _json(doc)
+    return body, {
+        "content-type": "application/json",
+        "x-shopify-hmac-sha256": _hmac_b64(SHOPIFY_SECRET, body),
+        "x-shopify-topic": topic,
+        "x-shopify-shop-domain": "platform-events.myshopify.com",
+        "x-shopify-api-version": "2025-10",
+        "x-shopify-webhook-id": str(uuid.uuid4()),
+        "x-shopify-event-id": str(uuid.uuid4()),
+        "x-shopify-triggered-at": _now().isoformat().replace("+00:00", "Z"),
+    }
+
+
+def _shopify_paid(order_id: str, amount: Decimal) -> tuple[bytes, dict[str, str]]:
+    order = {
+        "id": order_id,
+        "currency": "CNY",
+        "financial_status": "paid",
+        "taxes_included": True,
+        "total_price": str(amount),
+        "processed_at": _now().isoformat(),
+        "note_attributes": [],
+        "line_items": [
+            {
+                "id": 14400000000001,
+                "sku": SKU,
+                "title": "拿铁咖啡（大杯）",
+                "quantity": 1,
+                "price": str(amount),
+                "total_discount": "0.00",
+                "discount_allocations": [],
+                "tax_lines": [],
+            }
+        ],
+        "shipping_lines": [],
+    }
+    return _shopify(order, "orders/paid")
+
+
+def _shopify_refunded(order_id: str, amount: Decimal, refund_id: str) -> tuple[bytes, dict[str, str]]:
+    refund = {
+        "id": refund_id,
+        "order_id": order_id,
+        "created_at": _now().isoformat(),
+        "processed_at": _now().isoformat(),
+        "restock": False,
+        "refund_line_items": [],
+        "transactions": [
+            {
+                "id": 179259969,
+                "order_id": order_id,
+                "kind": "refund",
+                "status": "success",
+                "amount": str(amount),
+                "currency": "CNY",
+            }
+        ],
+        "order_adjustments": [],
+    }
+    return _shopify(refund, "refunds/create")
+
+
+# --- WooCommerce: base64 HMAC-SHA256(webhook secret, raw body) -------------------------------------
+def _woocommerce(doc: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(doc).encode()  # wp_json_encode escapes non-ASCII: sign exactly those bytes
+    return body, {
+        "content-type": "application/json",
+        "x-wc-webhook-source": "https://shop.example.cn/",
+        "x-wc-webhook-topic": "order.updated",
+        "x-wc-webhook-resource": "order",
+        "x-wc-webhook-event": "updated",
+        "x-wc-webhook-signature": _hmac_b64(WOO_SECRET, body),
+        "x-wc-webhook-id": "12",
+        "x-wc-webhook-delivery-id": uuid.uuid4().hex,
+    }
+
+
+def _woo_order(order_id: str, amount: Decimal, status: str) -> dict[str, Any]:
+    paid_at = _now().replace(tzinfo=None, microsecond=0).isoformat()
+    return {
+        "id": order_id,
+        "status": status,
+        "currency": "CNY",
+        "prices_include_tax": True,
+        "total": str(amount),
+        "total_tax": "0.00",
+        "date_paid": paid_at,
+        "date_paid_gmt": paid_at,
+        "date_modified_gmt": paid_at,
+        "billing": {},
+        "meta_data": [],
+        "line_items": [
+            {
+                "id": 315,
+                "name": "拿铁咖啡（大杯）",
+                "quantity": 1,
+                "subtotal": str(amount),
+                "subtotal_tax": "0.00",
+                "total": str(amount),
+                "total_tax": "0.00",
+                "sku": SKU,
+            }
+        ],
+        "shipping_lines": [],
+        "fee_lines": [],
+        "refunds": [],
+    }
+
+
+def _woocommerce_paid(order_id: str, amount: Decimal) -> tuple[bytes, dict[str, str]]:
+    return _woocommerce(_woo_order(order_id, amount, "processing"))
+
+
+def _woocommerce_refunded(order_id: str, amount: Decimal, refund_id: str) -> tuple[bytes, dict[str, str]]:
+    order = _woo_order(order_id, amount, "refunded")
+    order["refunds"] = [{"id": int(refund_id), "reason": "整单退款", "total": f"-{amount}"}]
+    return _woocommerce(order)
+
+
+# --- 抖店: event-sign = md5(app_key + body + app_secret) -------------------------------------------
+def _douyin(messages: list[dict[str, Any]]) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(messages, separators=(",", ":")).encode()
+    return body, {
+        "content-type": "application/json",
+        "app-id": DOUYIN_APP_KEY,
+        "event-sign": _md5_hex(DOUYIN_APP_KEY.encode(), body, DOUYIN_APP_SECRET.encode()),
+    }
+
+
+def _douyin_paid(order_id: str, amount: Decimal) -> tuple[bytes, dict[str, str]]:
+    ts = int(time.time())
+    data = {
+        "p_id": order_id,
+        "s_ids": [order_id],
+        "shop_id": 77977,
+        "order_status": 2,
+        "pay_type": 1,
+        "pay_time": ts,
+        "pay_amount": _fen(amount),
+        "biz": 2,
+    }
+    return _douyin([{"tag": "101", "msg_id": f"{uuid.uuid4().int % 10**19}:101:{ts}", "data": json.dumps(data)}])
+
+
+def _douyin_refunded(order_id: str, amount: Decimal, refund_id: str) -> tuple[bytes, dict[str, str]]:
+    ts = int(time.time())
+    data = {
+        "aftersale_id": refund_id,
+        "aftersale_status": 12,
+        "p_id": order_id,
+        "s_id": order_id,
+        "refund_amount": _fen(amount),
+        "shop_id": 77977,
+        "success_time": ts,
+    }
+    return _douyin([{"tag": "206", "msg_id": f"{uuid.uuid4().int % 10**19}:206:{ts}", "data": json.dumps(data)}])
+
+
+# --- 有赞: Event-Sign = md5(client_id + body + client_secret) ----------------------------------------
+def _youzan(event_type: str, order_id: str, msg: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    msg_json = json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
+    encoded = quote(msg_json, safe="")
+    envelope = {
+        "client_id": YOUZAN_CLIENT_ID,
+        "id": order_id,
+        "kdt_id": 56232,
+        "mode": 1,
+        "msg_id": str(uuid.uuid4()),
+        "status": "SUCCESS",
+        "test": False,
+        "type": event_type,
+        "version": int(time.time()),
+        "msg": encoded,
+        "sign": _md5_hex(YOUZAN_CLIENT_ID.encode(), encoded.encode(), YOUZAN_CLIENT_SECRET.encode()),
+    }
+    body = _json(envelope)
+    return body, {
+        "content-type": "application/json",
+        "event-sign": _md5_hex(YOUZAN_CLIENT_ID.encode(), body, YOUZAN_CLIENT_SECRET.encode()),
+        "event-type": event_type,
+        "client-id": YOUZAN_CLIENT_ID,
+    }
+
+
+def _youzan_paid(order_id: str, amount: Decimal) -> tuple[bytes, dict[str, str]]:
+    msg = {
+        "full_order_info": {
+            "order_info": {"tid": order_id, "status": "WAIT_SELLER_SEND_GOODS", "pay_time": _china(_now())},
+            "pay_info": {"payment": str(amount), "total_fee": str(amount), "post_fee": "0.00"},
+            "orders": [
+                {
+                    "title": "拿铁咖啡（大杯）",
+                    "num": 1,
+                    "price": str(amount),
+                    "total_fee": str(amount),
+                    "payment": str(amount),
+                    "outer_sku_id": SKU,
+                }
+            ],
+        }
+    }
+    return _youzan("trade_TradePaid", order_id, msg)
+
+
+def _youzan_refunded(order_id: str, amount: Decimal, refund_id: str) -> tuple[bytes, dict[str, str]]:
+    msg = {
+        "tid": order_id,
+        "refund_id": refund_id,
+        "refund_type": "REFUND_ONLY",
+        "refunded_fee": str(amount),
+        "update_time": _china(_now()),
+    }
+    return _youzan("trade_refund_RefundSuccess", order_id, msg)
+
+
+# --- WeChat Pay APIv3: RSA-SHA256 over "ts\nnonce\nbody\n", resource under AES-256-GCM ---------------
+def _wechatpay(
+    event_type: str, summary: str, plain: dict[str, Any], original_type: str
+) -> tuple[bytes, dict[str, str]]:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    nonce = os.urandom(6).hex()  # WeChat uses 12 printable characters
+    ciphertext = AESGCM(WECHAT_APIV3_KEY.encode()).encrypt(
+        nonce.encode(), json.dumps(plain, ensure_ascii=False).encode(), original_type.encode()
+    )
+    envelope = {
+        "id": f"EV-{uuid.uuid4().hex}",
+        "create_time": _now().astimezone(CHINA).isoformat(timespec="seconds"),
+        "resource_type": "encrypt-resource",
+        "event_type": event_type,
+        "summary": summary,
+        "resource": {
+            "original_type": original_type,
+            "algorithm": "AEAD_AES_256_GCM",
+            "ciphertext": base64.b64encode(ciphertext).decode(),
+            "associated_data": original_type,
+            "nonce": nonce,
+        },
+    }
+    body = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
+    timestamp = str(int(time.time()))
+    header_nonce = uuid.uuid4().hex[:16]
+    message = f"{timestamp}\n{header_nonce}\n".encode() + body + b"\n"
+    signature = _keys().wechat_platform.sign(message, padding.PKCS1v15(), hashes.SHA256())
+    return body, {
+        "content-type": "application/json",
+        "wechatpay-timestamp": timestamp,
+        "wechatpay-nonce": header_nonce,
+        "wechatpay-serial": WECHAT_SERIAL,
+        "wechatpay-signature": base64.b64encode(signature).decode(),
+        "wechatpay-signature-type": "WECHATPAY2-SHA256-RSA2048",
+    }
+
+
+def _wechatpay_paid(order_id: str, amount: Decimal) -> tuple[bytes, dict[str, str]]:
+    plain = {
+        "mchid": "1900000109",
+        "appid": "wxdace645e0bc2cXXX",
+        "out_trade_no": order_id,
+        "transaction_id": f"42000022{uuid.uuid4().int % 10**20:020d}",
+        "trade_type": "JSAPI",
+        "trade_state": "SUCCESS",
+        "trade_state_desc": "支付成功",
+        "success_time": _now().astimezone(CHINA).isoformat(timespec="seconds"),
+        "payer": {"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"},
+        "amount": {"total": _fen(amount), "payer_total": _fen(amount), "currency": "CNY", "payer_currency": "CNY"},
+    }
+    return _wechatpay("TRANSACTION.SUCCESS", "支付成功", plain, "transaction")
+
+
+def _wechatpay_refunded(order_id: str, amount: Decimal, refund_id: str) -> tuple[bytes, dict[str, str]]:
+    plain = {
+        "mchid": "1900000100",
+        "out_trade_no": order_id,
+        "transaction_id": f"42000022{uuid.uuid4().int % 10**20:020d}",
+        "out_refund_no": refund_id,
+        "refund_id": f"503005{uuid.uuid4().int % 10**23:023d}",
+        "refund_status": "SUCCESS",
+        "success_time": _now().astimezone(CHINA).isoformat(timespec="seconds"),
+        "amount": {
+            "total": _fen(amount),
+            "refund": _fen(amount),
+            "payer_total": _fen(amount),
+            "payer_refund": _fen(amount),
+        },
+    }
+    return _wechatpay("REFUND.SUCCESS", "退款成功", plain, "refund")
+
+
+# --- Alipay: form POST signed RSA2 by python-alipay-sdk's signer ------------------------------------
+def _alipay(params: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+    content = "&".join(f"{k}={v}" for k, v in sorted(params.items()) if k not in ("sign", "sign_type") and v)
+    sign = _keys().alipay_sdk._sign(content)  # the SDK's RSA2 signer (PKCS#1 v1.5, SHA-256, base64)
+    body = urlencode({**params, "sign_type": "RSA2", "sign": sign}).encode("ascii")
+    return body, {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
+
+
+def _alipay_common(order_id: str, amount: Decimal, status: str) -> dict[str, str]:
+    now = _now()
+    return {
+        "notify_time": _china(now),
+        "notify_type": "trade_status_sync",
+        "notify_id": f"{now.strftime('%Y%m%d')}00222{uuid.uuid4().int % 10**24:024d}",
+        "charset": "utf-8",
+        "version": "1.0",
+        "app_id": ALIPAY_APP_ID,
+        "auth_app_id": ALIPAY_APP_ID,
+        "trade_no": f"{now.strftime('%Y%m%d')}2200{uuid.uuid4().int % 10**16:016d}",
+        "out_trade_no": order_id,
+        "trade_status": status,
+        "total_amount": str(amount),
+        "receipt_amount": str(amount),
+        "buyer_pay_amount": str(amount),
+        "subject": "拿铁咖啡（大杯）",
+        "gmt_create": _china(now - timedelta(seconds=30)),
+        "gmt_payment": _china(now - timedelta(seconds=20)),
+        "seller_id": "2088102177649450",
+        "buyer_id": "2088102177846875",
+    }
+
+
+def _alipay_paid(order_id: str, amount: Decimal) -> tuple[bytes, dict[str, str]]:
+    return _alipay(_alipay_common(order_id, amount, "TRADE_SUCCESS"))
+
+
+def _alipay_refunded(order_id: str, amount: Decimal, refund_id: str) -> tuple[bytes, dict[str, str]]:
+    params = _alipay_common(order_id, amount, "TRADE_SUCCESS")
+    params.update({"refund_fee": str(amount), "out_biz_no": refund_id, "gmt_refund": _china(_now()) + ".318"})
+    return _alipay(params)
+
+
+# --- public builders -------------------------------------------------------------------------------
+_PAID = {
+    "standard": _standard_paid,
+    "stripe": _stripe_paid,
+    "shopify": _shopify_paid,
+    "woocommerce": _woocommerce_paid,
+    "douyin": _douyin_paid,
+    "youzan": _youzan_paid,
+    "wechatpay": _wechatpay_paid,
+    "alipay": _alipay_paid,
+}
+_REFUNDED = {
+    "standard": _standard_refunded,
+    "stripe": _stripe_refunded,
+    "shopify": _shopify_refunded,
+    "woocommerce": _woocommerce_refunded,
+    "douyin": _douyin_refunded,
+    "youzan": _youzan_refunded,
+    "wechatpay": _wechatpay_refunded,
+    "alipay": _alipay_refunded,
+}
+
+
+def paid(platform: str, order_id: str, amount: str | Decimal = "88.00") -> tuple[bytes, dict[str, str]]:
+    """A genuine "order paid" delivery of ``platform`` for ``order_id`` (a new event id every call)."""
+    if platform not in _PAID:
+        raise ValueError(f"unknown platform {platform!r}")
+    return _PAID[platform](order_id, _yuan(amount))
+
+
+def refunded(
+    platform: str, order_id: str, amount: str | Decimal = "88.00", *, refund_id: str | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """A genuine full-refund delivery; ``refund_id`` (digits only: WooCommerce refund ids are integers)
+    ends up in the order key ``<store>:<order>:refund:<refund_id>``."""
+    if platform not in _REFUNDED:
+        raise ValueError(f"unknown platform {platform!r}")
+    rid = refund_id or str(uuid.uuid4().int % 10**12)
+    return _REFUNDED[platform](order_id, _yuan(amount), rid)
+
+
+def tampered(platform: str, body: bytes, order_id: str) -> bytes:
+    """The delivery's body changed after signing (another order id, or for WeChat Pay, whose order id is
+    encrypted, another notification id); the headers stay those of the genuine delivery."""
+    if platform == "wechatpay":
+        changed = body.replace(b'"id":"EV-', b'"id":"EX-', 1)
+    elif platform == "alipay":
+        changed = body.replace(b"out_trade_no=" + quote(order_id).encode(), b"out_trade_no=FORGED-1", 1)
+    else:
+        changed = body.replace(order_id.encode(), b"FORGED" + order_id.encode(), 1)
+    if changed == body:
+        raise AssertionError(f"could not tamper with the {platform} body")
+    return changed
