@@ -124,7 +124,8 @@ def cmd_orders_list(args: argparse.Namespace) -> int:
 def cmd_orders_show(args: argparse.Namespace) -> int:
     from chalicelib.adapters.ledger import Ledger
 
-    record = Ledger(_need("LEDGER_TABLE")).get_order(args.order_key)
+    ledger = Ledger(_need("LEDGER_TABLE"))
+    record = ledger.get_order(args.order_key)
     if record is None:
         print(f"no order {args.order_key!r}", file=sys.stderr)
         return 1
@@ -136,6 +137,7 @@ def cmd_orders_show(args: argparse.Namespace) -> int:
         "created_at": record.created_at,
         "waiting_for_queue": record.outbox_pending,
         "violations": record.violations,
+        "issue": {k: v for k, v in ledger.issue_fields(args.order_key).items() if k != "claim_id"},
         "payload": record.payload,
     }
     print(json.dumps(shown, ensure_ascii=False, indent=2))

@@ -70,17 +70,44 @@ def test_the_cli_lists_the_example_stores_of_the_running_stack(local_stack: Any)
     assert result.stdout.rsplit("\n", 1)[1] == "202"
 
 
-def test_a_queued_order_leaves_the_queue_through_the_worker(local_stack: Any) -> None:
-    """The worker runner long-polls and invokes the SQS handler: the queue drains."""
-    sqs = local_stack.client("sqs")
-    url = local_stack.env["ISSUE_QUEUE_URL"]
-    deadline = time.monotonic() + 60
+def test_a_webhook_ends_as_one_issued_invoice_from_the_sandbox(local_stack: Any) -> None:
+    """Webhook → queue → worker → STA protocol → sandbox → ledger 'issued', exactly one invoice."""
+    import os
+    import sys
+
+    env = {**os.environ, "EINVOICE_STATE_DIR": str(local_stack.state_dir)}
+    for var in ("STORES_TABLE", "LEDGER_TABLE", "AWS_ENDPOINT_URL"):
+        env.pop(var, None)
+    sample = subprocess.run(
+        [sys.executable, "-m", "infra.cli", "webhook", "sample", "demo-shanghai", "--api", local_stack.api],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    order_id = re.search(r'"order_id":"([^"]+)"', sample).group(1)  # type: ignore[union-attr]
+    posted = subprocess.run(
+        ["bash", "-c", sample.strip() + " -w '\\n%{http_code}'"], capture_output=True, text=True, check=True
+    ).stdout
+    assert posted.rsplit("\n", 1)[1] == "202", posted
+
+    deadline = time.monotonic() + 120
+    shown: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        attrs = sqs.get_queue_attributes(
-            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-        )["Attributes"]
-        if attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0":
+        out = subprocess.run(
+            [sys.executable, "-m", "infra.cli", "orders", "show", f"demo-shanghai:{order_id}"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        shown = json.loads(out)
+        if shown["status"] in ("issued", "failed", "failed_auth"):
             break
         time.sleep(1)
-    log = (local_stack.state_dir / "worker.log").read_text()
-    assert re.search(r"worker: batch of \d+", log), log[-2000:]
+    assert shown["status"] == "issued", shown
+    assert re.fullmatch(r"\d{20}", shown["issue"]["invoice_number"]), shown["issue"]
+    status, body = http("GET", f"{local_stack.sandbox}/admin/invoices/count?order_no={order_id}")
+    assert status == 200 and json.loads(body)["count"] == 1
