@@ -36,6 +36,9 @@ from chalicelib.domain.errors import IgnoredEvent, MalformedPayload, SignatureIn
 from chalicelib.domain.models import Buyer, BuyerType, EventKind, EventLine, PaymentEvent
 from chalicelib.domain.money import to_decimal
 from chalicelib.webhooks.base import Outcome, Reply, accepted_reply, constant_time_in, load_json
+from chalicelib.webhooks.fields import items as _list
+from chalicelib.webhooks.fields import obj as _obj
+from chalicelib.webhooks.fields import text as _str
 
 NAME = "shopify"
 SIGNS_TIMESTAMP = False
@@ -48,8 +51,6 @@ _ID_RE = re.compile(r"^[\x21-\x7e]{1,256}$")
 _TOPIC_RE = re.compile(r"^[\x21-\x7e]{1,100}$")
 _CURRENCY_RE = re.compile(r"^[A-Za-z]{3}$")
 _MAX_MONEY = Decimal(10) ** 12
-_MAX_STR = 1000
-_MAX_LINES = 1000
 
 #: note attribute / meta key (normalised) → Buyer field. Shared convention with WooCommerce.
 BUYER_KEYS: dict[str, str] = {
@@ -158,41 +159,6 @@ def reply(outcome: Outcome, *, order_key: str, status: str) -> Reply:
 
 
 # --- payload -----------------------------------------------------------------------------------
-def _obj(value: Any, path: str, *, required: bool = True) -> Mapping[str, Any]:
-    if value is None and not required:
-        return {}
-    if value is None:
-        raise MalformedPayload(f"missing field {path}")
-    if not isinstance(value, dict):
-        raise MalformedPayload(f"field {path} must be an object")
-    return value
-
-
-def _list(value: Any, path: str, *, required: bool = True) -> list[Any]:
-    if value is None and not required:
-        return []
-    if value is None:
-        raise MalformedPayload(f"missing field {path}")
-    if not isinstance(value, list):
-        raise MalformedPayload(f"field {path} must be a list")
-    if len(value) > _MAX_LINES:
-        raise MalformedPayload(f"field {path} has too many entries")
-    return value
-
-
-def _str(value: Any, path: str, *, required: bool = False) -> str | None:
-    if value is None or value == "":
-        if required:
-            raise MalformedPayload(f"missing field {path}")
-        return None
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise MalformedPayload(f"field {path} must be a string")
-    text = str(value).strip()
-    if len(text) > _MAX_STR:
-        raise MalformedPayload(f"field {path} is too long")
-    if not text and required:
-        raise MalformedPayload(f"missing field {path}")
-    return text or None
 
 
 def _dec(value: Any, path: str, *, required: bool = False) -> Decimal:

@@ -41,6 +41,8 @@ from chalicelib.webhooks.base import (
     parse_int_header,
     secret_list,
 )
+from chalicelib.webhooks.fields import obj as _obj
+from chalicelib.webhooks.fields import text as _str
 
 NAME = "stripe"
 SIGNS_TIMESTAMP = True
@@ -62,7 +64,6 @@ _CURRENCY_RE = re.compile(r"^[A-Za-z]{3}$")
 _MAX_SIGNATURE_HEADER = 8192
 _MAX_ENTRIES = 32
 _MAX_MINOR = 10**15
-_MAX_STR = 1000
 
 
 # --- signature ---------------------------------------------------------------------------------
@@ -126,29 +127,6 @@ def reply(outcome: Outcome, *, order_key: str, status: str) -> Reply:
 
 
 # --- payload -----------------------------------------------------------------------------------
-def _obj(value: Any, path: str, *, required: bool = True) -> Mapping[str, Any]:
-    if value is None and not required:
-        return {}
-    if value is None:
-        raise MalformedPayload(f"missing field {path}")
-    if not isinstance(value, dict):
-        raise MalformedPayload(f"field {path} must be an object")
-    return value
-
-
-def _str(value: Any, path: str, *, required: bool = False) -> str | None:
-    if value is None or value == "":
-        if required:
-            raise MalformedPayload(f"missing field {path}")
-        return None
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise MalformedPayload(f"field {path} must be a string")
-    text = str(value).strip()
-    if len(text) > _MAX_STR:
-        raise MalformedPayload(f"field {path} is too long")
-    if not text and required:
-        raise MalformedPayload(f"missing field {path}")
-    return text or None
 
 
 def _minor(value: Any, path: str) -> int:
