@@ -20,6 +20,8 @@ from chalice import Chalice, Response
 from chalicelib.config import WORKER_BATCH_SIZE, settings
 from chalicelib.domain import errors
 from chalicelib.domain.taxpayer import mask
+from chalicelib.webhooks import platform as platform_module
+from chalicelib.webhooks.base import Outcome
 
 app = Chalice(app_name="einvoice")
 logger = Logger(service="einvoice")
@@ -87,9 +89,6 @@ def webhook(platform: str, store_id: str) -> Response:
     try:
         result = _ingest()(platform, store_id, raw, headers, datetime.now(UTC))
     except errors.IgnoredEvent as exc:
-        from chalicelib.webhooks import platform as platform_module
-        from chalicelib.webhooks.base import Outcome
-
         logger.info("event ignored", extra={"reason": exc.message})
         reply = platform_module(platform).reply(Outcome.IGNORED, order_key="", status="ignored")
         return _reply(reply)
@@ -107,9 +106,6 @@ def webhook(platform: str, store_id: str) -> Response:
         },
     )
     metrics.add_metric(name=f"Webhook_{result.outcome}", unit=MetricUnit.Count, value=1)
-    from chalicelib.webhooks import platform as platform_module
-    from chalicelib.webhooks.base import Outcome
-
     outcome = {"queued": Outcome.QUEUED, "held": Outcome.QUEUED, "duplicate": Outcome.DUPLICATE}[result.outcome]
     reply = platform_module(platform).reply(outcome, order_key=result.order_key, status=result.status)
     return _reply(reply)

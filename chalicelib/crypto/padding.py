@@ -7,11 +7,15 @@ unpadding trusts the last byte blindly). Error messages name what is wrong, neve
 
 from __future__ import annotations
 
+from chalicelib.domain.errors import EInvoiceError
+
 BLOCK_SIZE = 16
 
 
-class CryptoError(ValueError):
+class CryptoError(EInvoiceError, ValueError):
     """A key, IV, ciphertext or signature has the wrong shape. Never carries key material."""
+
+    code = "crypto_error"
 
 
 class PaddingError(CryptoError):

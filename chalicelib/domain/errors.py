@@ -17,8 +17,11 @@ HTTP status (routes) or to a batch-item result (worker). The tree::
     ├── ConfigurationError                    a store or setting is unusable (names the field)
     │   └── TaxCodeTableError (domain/taxcodes.py)  a tax code table file is invalid (also a ValueError)
     ├── InfrastructureUnavailable        503  AWS (or another dependency) failed: the platform retries
+    ├── CryptoError (crypto/padding.py)       a key, IV, ciphertext or signature has the wrong shape
+    │   └── PaddingError                      bad PKCS#7 padding after decryption (wrong key / corrupted)
     └── TaxError                              the tax platform said no (or did not say)
         ├── RetryableTaxError                 system busy, 5xx, throttled: retry with backoff
+        │   └── LeaseHeld, LeaseLost, StillPending (services/issue.py): the worker's own "try later"
         ├── AmbiguousTaxError                 sent, no reply (timeout, connection lost, garbled reply):
         │                                     outcome unknown, query by serial before any new issue
         ├── DuplicateTaxError                 already issued: fetch the existing invoice
