@@ -220,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    # Explicitly: a shell's background job starts with SIGINT ignored, and Python then installs no handler.
+    signal.signal(signal.SIGINT, on_signal)
     try:
         stack.start()
         return stack.watch()
