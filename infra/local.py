@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.resources import PARAMETERS, resource_set
+from infra.resources import CONDITIONS, PARAMETERS, resource_set
 
 ACCOUNT = "123456789012"
 PARTITION = "aws"
@@ -92,7 +92,7 @@ def bootstrap(session: Any, *, prefix: str = "einvoice-local", params: dict[str,
         rs.resources.items(), key=lambda kv: _ORDER.index(kv[1]["Type"]) if kv[1]["Type"] in _ORDER else 99
     )
     for logical, spec in by_type:
-        if "Condition" in spec and not _condition(spec["Condition"], values):
+        if "Condition" in spec and not _condition(CONDITIONS[spec["Condition"]], r):
             continue
         kind = spec["Type"]
         creator = _CREATORS.get(kind)
@@ -104,10 +104,18 @@ def bootstrap(session: Any, *, prefix: str = "einvoice-local", params: dict[str,
     return stack
 
 
-def _condition(name: str, values: dict[str, Any]) -> bool:
-    if name == "HasAlarmEmail":
-        return bool(values.get("AlarmEmail"))
-    raise ValueError(f"unknown condition {name}")
+def _condition(expr: Any, r: _Resolver) -> bool:
+    """Evaluate a CloudFormation condition (Fn::Equals / Fn::Not / Fn::And / Fn::Or over resolved values)."""
+    ((fn, args),) = expr.items()
+    if fn == "Fn::Equals":
+        return bool(r.resolve(args[0]) == r.resolve(args[1]))
+    if fn == "Fn::Not":
+        return not _condition(args[0], r)
+    if fn == "Fn::And":
+        return all(_condition(a, r) for a in args)
+    if fn == "Fn::Or":
+        return any(_condition(a, r) for a in args)
+    raise ValueError(f"the local stack cannot evaluate the condition function {fn}")
 
 
 def _name(stack: LocalStack, logical: str) -> str:

@@ -47,8 +47,9 @@ class OrderRecord:
     violations: list[dict[str, str]] | None = None
 
 
-def _now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def _now_iso(seconds_ago: float = 0.0) -> str:
+    """UTC time as stored in ``created_at``/``updated_at`` (sortable text, the GSIs' range key)."""
+    return datetime.fromtimestamp(time.time() - seconds_ago, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _pack(payload: dict[str, Any]) -> bytes:
@@ -186,7 +187,7 @@ class Ledger:
 
     def pending_outbox(self, older_than_seconds: float, limit: int = 100) -> list[str]:
         """Order keys still waiting to be handed to SQS, oldest first."""
-        cutoff = datetime.fromtimestamp(time.time() - older_than_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        cutoff = _now_iso(seconds_ago=older_than_seconds)
         keys: list[str] = []
         paginator = self._ddb.get_paginator("query")
         with aws.unavailable("ledger"):

@@ -51,8 +51,3 @@ def fen_to_yuan(fen: int) -> Decimal:
 
 def yuan_to_fen(yuan: Decimal) -> int:
     return int((q2(yuan) * 100).to_integral_exact())
-
-
-def decimal_places(value: Decimal) -> int:
-    exponent = value.normalize().as_tuple().exponent
-    return max(0, -exponent) if isinstance(exponent, int) else 0

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from chalicelib.domain.amounts import allocate, split_inclusive, unit_price_excl
+from chalicelib.domain.amounts import allocate, is_cents, split_inclusive, unit_price_excl
 from chalicelib.domain.errors import ValidationFailed
 from chalicelib.domain.models import (
     BuyerType,
@@ -49,6 +49,7 @@ from chalicelib.domain.models import (
     PaymentEvent,
     RedReason,
     Store,
+    Violation,
 )
 from chalicelib.domain.money import q2, q8
 from chalicelib.domain.taxcodes import TaxCodeTable
@@ -104,6 +105,21 @@ def normalise(event: PaymentEvent, store: Store, *, table: TaxCodeTable) -> Invo
         payee=defaults.payee,
         remark=_remark(defaults.remark_template, event, store),
     )
+
+
+def refund_event_problems(event: PaymentEvent) -> list[Violation]:
+    """What makes a refund event unusable at intake, before the blue invoice is known."""
+    amount = event.refund_amount
+    if amount is None:
+        return [violation("refund_amount", "refund_amount_missing")]
+    problems = []
+    if amount <= 0:
+        problems.append(violation("refund_amount", "refund_amount_not_positive"))
+    if not is_cents(amount):
+        problems.append(violation("refund_amount", "money_precision"))
+    if event.amount > 0 and amount > event.amount:
+        problems.append(violation("refund_amount", "refund_exceeds_payment"))
+    return problems
 
 
 def _check_paid_event(event: PaymentEvent) -> None:

@@ -202,6 +202,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "event_amount_not_positive": ("订单金额须大于零", "the order amount must be above zero"),
     "event_line_negative": ("订单明细金额或优惠不能为负数", "an order line's total or discount is negative"),
     "refund_amount_not_positive": ("退款金额须大于零", "the refund amount must be above zero"),
+    "refund_amount_missing": ("退款事件缺少退款金额", "the refund event carries no refund amount"),
+    "refund_exceeds_payment": ("退款金额超过订单支付金额", "the refund is larger than the payment"),
     "refund_exceeds_invoice": (
         "累计红冲金额{reversed}加本次退款{refund}超过蓝字发票价税合计{total}",
         "already reversed {reversed} plus this refund {refund} is more than the blue invoice total {total}",

@@ -17,13 +17,12 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, Protocol
 
 from chalicelib.config import MAX_WEBHOOK_BYTES
 from chalicelib.domain.errors import IgnoredEvent, PayloadTooLarge, UnknownPlatform, ValidationFailed
 from chalicelib.domain.models import EventKind, PaymentEvent, Store, Violation
-from chalicelib.domain.normalise import normalise
+from chalicelib.domain.normalise import normalise, refund_event_problems
 from chalicelib.domain.taxcodes import TaxCodeTable
 from chalicelib.domain.validation import check
 from chalicelib.webhooks import platform as platform_module
@@ -168,7 +167,7 @@ class Ingest:
     def _payload(self, store: Store, event: PaymentEvent) -> tuple[dict[str, Any], tuple[Violation, ...]]:
         record: dict[str, Any] = {"event": event.model_dump(mode="json")}
         if event.kind is EventKind.REFUNDED:
-            problems = _refund_problems(event)
+            problems = refund_event_problems(event)
             if problems:
                 self._reject(store, event, problems)
             return record, ()
@@ -202,45 +201,3 @@ class Ingest:
             violations=[v.as_dict() for v in violations],
         )
         raise ValidationFailed(violations)
-
-
-def _refund_problems(event: PaymentEvent) -> list[Violation]:
-    amount = event.refund_amount
-    if amount is None:
-        return [
-            Violation(
-                field="refund_amount",
-                code="refund_amount_missing",
-                message="退款事件缺少退款金额",
-                message_en="the refund event carries no refund amount",
-            )
-        ]
-    problems = []
-    if amount <= Decimal(0):
-        problems.append(
-            Violation(
-                field="refund_amount",
-                code="refund_amount_not_positive",
-                message="退款金额必须大于零",
-                message_en="the refund amount must be positive",
-            )
-        )
-    if amount.as_tuple().exponent < -2:  # type: ignore[operator]
-        problems.append(
-            Violation(
-                field="refund_amount",
-                code="money_precision",
-                message="金额最多两位小数",
-                message_en="money has at most two decimals",
-            )
-        )
-    if event.amount > 0 and amount > event.amount:
-        problems.append(
-            Violation(
-                field="refund_amount",
-                code="refund_exceeds_payment",
-                message="退款金额超过订单支付金额",
-                message_en="the refund is larger than the payment",
-            )
-        )
-    return problems

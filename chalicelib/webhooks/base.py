@@ -6,7 +6,7 @@ Each platform module (``chalicelib/webhooks/<platform>.py``) exposes::
     SIGNS_TIMESTAMP: bool                         # whether a ±5 min window applies
     def verify(raw_body: bytes, headers: Mapping[str, str], secrets: Mapping[str, Any],
                now: datetime) -> PaymentEvent     # raises WebhookError subclasses
-    def reply(outcome: Outcome) -> Reply          # the answer this platform expects
+    def reply(outcome: Outcome, *, order_key: str, status: str) -> Reply   # the answer it expects
 
 ``verify`` checks the signature over the raw bytes *before* parsing, with constant-time comparison,
 and turns every malformed header into ``SignatureInvalid`` (never a 500). ``headers`` arrive with

@@ -7,12 +7,16 @@ the documented shape, so every platform answers a wrong shape the same way (422,
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from chalicelib.domain.errors import MalformedPayload
+from chalicelib.domain.money import to_decimal
 
 MAX_TEXT = 1000
 MAX_ITEMS = 1000
+MAX_MONEY = Decimal(10) ** 12
 
 
 def obj(value: Any, path: str, *, required: bool = True) -> Mapping[str, Any]:
@@ -53,3 +57,29 @@ def text(value: Any, path: str, *, required: bool = False) -> str | None:
     if not result and required:
         raise MalformedPayload(f"missing field {path}")
     return result or None
+
+
+def amount(value: Any, path: str, *, signed: bool = False) -> Decimal:
+    """A present money or quantity value (string or JSON number, read exactly): below 10^12 in absolute
+    value, at most 8 decimals, negative only when ``signed``. Absent values are the caller's business."""
+    try:
+        result = to_decimal(value)
+    except (TypeError, ValueError):
+        raise MalformedPayload(f'field {path} must be a decimal amount such as "100.00"') from None
+    if abs(result) >= MAX_MONEY or (result < 0 and not signed):
+        raise MalformedPayload(f"field {path} is out of range")
+    exponent = result.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -8:
+        raise MalformedPayload(f"field {path} has more than 8 decimals")
+    return result
+
+
+def iso_time(value: Any) -> datetime | None:
+    """An ISO-8601 timestamp (without an offset: UTC); anything else is simply not recorded."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

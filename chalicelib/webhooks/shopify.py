@@ -26,7 +26,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -34,8 +34,9 @@ from pydantic import ValidationError
 
 from chalicelib.domain.errors import IgnoredEvent, MalformedPayload, SignatureInvalid
 from chalicelib.domain.models import Buyer, BuyerType, EventKind, EventLine, PaymentEvent
-from chalicelib.domain.money import to_decimal
 from chalicelib.webhooks.base import Outcome, Reply, accepted_reply, constant_time_in, load_json
+from chalicelib.webhooks.fields import amount as _amount
+from chalicelib.webhooks.fields import iso_time as _time
 from chalicelib.webhooks.fields import items as _list
 from chalicelib.webhooks.fields import obj as _obj
 from chalicelib.webhooks.fields import text as _str
@@ -50,7 +51,6 @@ SHIPPING_SKU = "shipping"
 _ID_RE = re.compile(r"^[\x21-\x7e]{1,256}$")
 _TOPIC_RE = re.compile(r"^[\x21-\x7e]{1,100}$")
 _CURRENCY_RE = re.compile(r"^[A-Za-z]{3}$")
-_MAX_MONEY = Decimal(10) ** 12
 
 #: note attribute / meta key (normalised) → Buyer field. Shared convention with WooCommerce.
 BUYER_KEYS: dict[str, str] = {
@@ -167,26 +167,7 @@ def _dec(value: Any, path: str, *, required: bool = False) -> Decimal:
         if required:
             raise MalformedPayload(f"missing field {path}")
         return Decimal(0)
-    try:
-        result = to_decimal(value)
-    except (TypeError, ValueError):
-        raise MalformedPayload(f"field {path} must be a decimal amount") from None
-    if result < 0 or result >= _MAX_MONEY:
-        raise MalformedPayload(f"field {path} is out of range")
-    exponent = result.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -8:
-        raise MalformedPayload(f"field {path} has more than 8 decimals")
-    return result
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return _amount(value, path)
 
 
 def _currency(value: Any, path: str, default: str | None = None) -> str:

@@ -29,7 +29,6 @@ from pydantic import ValidationError
 
 from chalicelib.domain.errors import IgnoredEvent, MalformedPayload, SignatureInvalid
 from chalicelib.domain.models import Buyer, BuyerType, EventKind, EventLine, PaymentEvent
-from chalicelib.domain.money import to_decimal
 from chalicelib.webhooks.base import (
     Outcome,
     Reply,
@@ -41,6 +40,8 @@ from chalicelib.webhooks.base import (
     parse_int_header,
     secret_list,
 )
+from chalicelib.webhooks.fields import amount as _amount
+from chalicelib.webhooks.fields import iso_time as _iso_time
 from chalicelib.webhooks.fields import obj as _obj
 from chalicelib.webhooks.fields import text as _str
 
@@ -56,7 +57,6 @@ _TS_RE = re.compile(r"^[0-9]{1,11}$")
 _CURRENCY_RE = re.compile(r"^[A-Za-z]{3}$")
 _MAX_SIGNATURE_HEADER = 8192
 _MAX_SIGNATURES = 32
-_MAX_MONEY = Decimal(10) ** 12
 _MAX_LINES = 1000
 _BUYER_TYPES = {
     "company": BuyerType.COMPANY,
@@ -158,24 +158,17 @@ def _dec(value: Any, path: str, *, required: bool = False, positive: bool = Fals
         if required:
             raise MalformedPayload(f"missing field {path}")
         return None
-    try:
-        result = to_decimal(value)
-    except (TypeError, ValueError):
-        raise MalformedPayload(f'field {path} must be a decimal string such as "100.00"') from None
-    if result < 0 or result >= _MAX_MONEY or (positive and result == 0):
+    result = _amount(value, path)
+    if positive and result == 0:
         raise MalformedPayload(f"field {path} is out of range")
-    exponent = result.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -8:
-        raise MalformedPayload(f"field {path} has more than 8 decimals")
     return result
 
 
 def _time(value: Any) -> datetime | None:
     """An ISO-8601 string or Unix seconds; anything else is simply not recorded."""
     try:
-        if isinstance(value, str) and value:
-            parsed = datetime.fromisoformat(value.strip())
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        if isinstance(value, str):
+            return _iso_time(value)
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 10**11:
             return datetime.fromtimestamp(value, tz=UTC)
     except (ValueError, OverflowError, OSError):

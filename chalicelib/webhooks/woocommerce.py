@@ -27,7 +27,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -35,8 +35,10 @@ from pydantic import ValidationError
 
 from chalicelib.domain.errors import IgnoredEvent, MalformedPayload, SignatureInvalid
 from chalicelib.domain.models import EventKind, EventLine, PaymentEvent
-from chalicelib.domain.money import PRICE_PLACES, to_decimal
+from chalicelib.domain.money import PRICE_PLACES
 from chalicelib.webhooks.base import Outcome, Reply, accepted_reply, constant_time_in, header, load_json, secret_list
+from chalicelib.webhooks.fields import amount as _amount
+from chalicelib.webhooks.fields import iso_time as _time
 from chalicelib.webhooks.fields import items as _list
 from chalicelib.webhooks.fields import obj as _obj
 from chalicelib.webhooks.fields import text as _str
@@ -56,7 +58,6 @@ _PING_RE = re.compile(rb"^\s*webhook_id=[0-9]{1,20}\s*$")
 _ID_RE = re.compile(r"^[\x21-\x7e]{1,256}$")
 _TOPIC_RE = re.compile(r"^[\x21-\x7e]{1,200}$")
 _CURRENCY_RE = re.compile(r"^[A-Za-z]{3}$")
-_MAX_MONEY = Decimal(10) ** 12
 
 
 # --- signature ---------------------------------------------------------------------------------
@@ -125,27 +126,7 @@ def _dec(value: Any, path: str, *, required: bool = False, signed: bool = False)
         if required:
             raise MalformedPayload(f"missing field {path}")
         return Decimal(0)
-    try:
-        result = to_decimal(value)
-    except (TypeError, ValueError):
-        raise MalformedPayload(f"field {path} must be a decimal amount") from None
-    if abs(result) >= _MAX_MONEY or (result < 0 and not signed):
-        raise MalformedPayload(f"field {path} is out of range")
-    exponent = result.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -8:
-        raise MalformedPayload(f"field {path} has more than 8 decimals")
-    return result
-
-
-def _time(value: Any) -> datetime | None:
-    """WooCommerce ``*_gmt`` dates are ISO-8601 without an offset: UTC."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return _amount(value, path, signed=signed)
 
 
 def _exact_unit_price(gross: Decimal, quantity: Decimal) -> Decimal | None:

@@ -76,3 +76,12 @@ def test_a_locked_archive_object_cannot_be_deleted(aws: Any, stack: Any) -> None
 
     with pytest.raises(ClientError):
         s3.delete_object(Bucket=bucket, Key="audit/x.json", VersionId=put["VersionId"])
+
+
+def test_conditional_resources_follow_the_template_conditions(aws: Any) -> None:
+    from infra.local import bootstrap
+
+    created = bootstrap(aws, prefix="cond", params={"AlarmEmail": "ops@example.com"})
+    assert "AlarmEmailSubscription" in created.physical
+    subs = aws.client("sns").list_subscriptions_by_topic(TopicArn=created.physical["AlarmTopic"])["Subscriptions"]
+    assert [(s["Protocol"], s["Endpoint"]) for s in subs] == [("email", "ops@example.com")]

@@ -26,7 +26,13 @@ from chalicelib.domain.models import (
     TaxProvider,
     ZeroRateFlag,
 )
-from chalicelib.domain.normalise import INDIVIDUAL_NAME, SHIPPING_NAME, normalise, normalise_refund
+from chalicelib.domain.normalise import (
+    INDIVIDUAL_NAME,
+    SHIPPING_NAME,
+    normalise,
+    normalise_refund,
+    refund_event_problems,
+)
 from chalicelib.domain.taxcodes import TaxCodeTable
 from chalicelib.domain.validation import check, validate
 
@@ -339,3 +345,20 @@ def test_refund_key_falls_back_to_the_event_id() -> None:
     event = refund("1.00").model_copy(update={"refund_id": None})
     r = normalise_refund(event, make_store(), _blue(), already_reversed=D(0))
     assert r.order_key == "shop-1:o-1:refund:evt-r-1"
+
+
+@pytest.mark.parametrize(
+    ("refund_amount", "codes"),
+    [
+        (None, ["refund_amount_missing"]),
+        ("0.00", ["refund_amount_not_positive"]),
+        ("10.001", ["money_precision"]),
+        ("100.01", ["refund_exceeds_payment"]),
+        ("40.00", []),
+    ],
+)
+def test_refund_events_are_checked_at_intake(refund_amount: str | None, codes: list[str]) -> None:
+    event = refund(refund_amount).model_copy(update={"amount": D("100.00")})
+    problems = refund_event_problems(event)
+    assert [p.code for p in problems] == codes
+    assert all(p.field == "refund_amount" and p.message and p.message_en for p in problems)
