@@ -40,7 +40,8 @@ class RetrySchedule:
             return min(self.first[attempt - 1], self.cap)
         doublings = attempt - len(self.first)
         # Doubling a bounded number of times: beyond ~40 the cap has long been reached.
-        return min(self.first[-1] * 2 ** min(doublings, 40), self.cap)
+        grown: int = self.first[-1] * 2 ** min(doublings, 40)
+        return min(grown, self.cap)
 
     def elapsed(self, attempts: int) -> int:
         """Seconds spent waiting over the first ``attempts`` retries."""
