@@ -45,24 +45,20 @@ WEBHOOK_CONTENT_TYPES = [
 ]
 
 
-# --- adapters, built once per container on first use ----------------------------------------------
-@cache
-def _ingest() -> Any:
-    from chalicelib.adapters.ledger import Ledger
-    from chalicelib.adapters.queue import IssueQueue
-    from chalicelib.adapters.secrets import SecretStore
-    from chalicelib.adapters.stores import StoreRegistry
-    from chalicelib.adapters.taxcodes import TaxCodeSource
-    from chalicelib.services.ingest import Ingest
+# --- use cases, built once per container on first use (chalicelib/wiring.py) ----------------------
+def _reset() -> None:
+    from chalicelib import wiring
 
-    s = settings()
-    return Ingest(
-        stores=StoreRegistry(s.stores_table),
-        secrets=SecretStore(),
-        ledger=Ledger(s.ledger_table),
-        queue=IssueQueue(s.issue_queue_url),
-        taxcodes=TaxCodeSource(s.config_bucket),
-    )
+    wiring.reset()
+
+
+def _ingest() -> Any:
+    from chalicelib import wiring
+
+    return wiring.ingest()
+
+
+_ingest.cache_clear = _reset  # type: ignore[attr-defined]  # tests switch stacks
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -141,31 +137,31 @@ def _webhook_error(exc: errors.EInvoiceError) -> Response:
 # --- worker ------------------------------------------------------------------------------------------
 @app.on_sqs_message(queue="einvoice-issue", batch_size=WORKER_BATCH_SIZE)
 def worker(event: Any) -> dict[str, Any]:
-    """Issue invoices for a batch; failed records are reported back so only they are retried."""
-    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+    """Attempts and checks for a batch; the messages to keep are reported (ReportBatchItemFailures),
+    each already hidden by the worker for as long as its order should wait."""
+    from chalicelib import wiring
 
-    from chalicelib.services.worker import handle_record
-
-    processor = BatchProcessor(event_type=EventType.SQS)
     try:
-        result: dict[str, Any] = process_partial_response(  # type: ignore[assignment]
-            event=event.to_dict(), record_handler=handle_record, processor=processor, context=event.context
-        )
-        return result
+        records = event.to_dict().get("Records", [])
+        return wiring.batch_worker().handle(records, event.context.get_remaining_time_in_millis).response()
     finally:
         metrics.flush_metrics()
+        wiring.metrics().flush_metrics()
 
 
 # --- schedules ---------------------------------------------------------------------------------------
-@app.schedule("rate(5 minutes)")
-def outbox_sweeper(event: Any) -> dict[str, int]:
-    """Hand to SQS every order recorded but not queued (a crash or SQS failure after recording)."""
-    from chalicelib.services.outbox import sweep
+@app.schedule("rate(1 minute)")
+def sweeper(event: Any) -> dict[str, int]:
+    """Re-queue every record whose next step is overdue: recorded but never queued (the outbox), a
+    dead attempt's expired lease, a lost retry or re-check message (chalicelib/services/sweeper.py)."""
+    import time
 
-    ingest = _ingest()
-    sent = sweep(ingest.ledger, ingest.queue)
+    from chalicelib import wiring
+    from chalicelib.services.sweeper import sweep
+
+    sent = sweep(wiring.ledger(), wiring.queue(), now=time.time(), grace_seconds=wiring.sweep_grace_seconds())
     if sent:
-        logger.warning("outbox sweeper re-sent orders", extra={"count": sent})
-    metrics.add_metric(name="OutboxResent", unit=MetricUnit.Count, value=sent)
+        logger.warning("sweeper re-queued overdue orders", extra={"count": sent})
+    metrics.add_metric(name="SweptOrders", unit=MetricUnit.Count, value=sent)
     metrics.flush_metrics()
-    return {"resent": sent}
+    return {"requeued": sent}

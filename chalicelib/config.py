@@ -10,10 +10,27 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
-#: The worker's Lambda timeout and SQS batch size; the queue's visibility timeout is derived from them
-#: in the deploy template, so the three can never drift apart.
+from chalicelib.domain.retry import DEFAULT_SCHEDULE
+
+#: The worker's Lambda timeout and SQS batch size; the queue's visibility timeout and receive count are
+#: derived from them and from the retry schedule here, so the deploy template, the local stack and the
+#: worker can never drift apart.
 WORKER_TIMEOUT_SECONDS = 60
 WORKER_BATCH_SIZE = 5
+#: A received message stays hidden this long: a little longer than an invocation can live, so a live
+#: worker never loses its message and a crashed worker's messages are back within ~1.5 minutes. The
+#: worker hides a message longer itself when it needs to (a scheduled retry, a heartbeat).
+QUEUE_VISIBILITY_SECONDS = WORKER_TIMEOUT_SECONDS + 30
+#: The retry schedule of the seed (10 s, 30 s, 60 s, then doubling to 15 minutes) for at least 24 h;
+#: the queue's maxReceiveCount covers that horizon, so the dead-letter queue is reached only after it.
+RETRY_SCHEDULE = DEFAULT_SCHEDULE
+MAX_RECEIVE_COUNT = RETRY_SCHEDULE.receives_within()
+#: The first look at an accepted request's result, seconds after acceptance: the platform's typical
+#: issuing delay (the sandbox's default is 3 s). A store may set ``first_check_seconds`` in its
+#: provider options; the environment variable FIRST_CHECK_SECONDS sets the stage default.
+FIRST_CHECK_SECONDS = 3
+#: A record whose next step is this late is re-queued by the sweeper (it runs every minute).
+SWEEP_GRACE_SECONDS = 120
 #: A webhook body larger than this is refused with 413 (API Gateway's own limit is 10 MB).
 MAX_WEBHOOK_BYTES = 256 * 1024
 
@@ -24,6 +41,7 @@ class Settings:
     stores_table: str
     ledger_table: str
     issue_queue_url: str
+    issue_dlq_url: str
     archive_bucket: str
     invoice_bucket: str
     config_bucket: str
@@ -32,6 +50,7 @@ class Settings:
     nuonuo_endpoint: str
     nuonuo_token_url: str
     public_base_url: str
+    first_check_seconds: int = FIRST_CHECK_SECONDS
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -41,6 +60,7 @@ class Settings:
             stores_table=e.get("STORES_TABLE", ""),
             ledger_table=e.get("LEDGER_TABLE", ""),
             issue_queue_url=e.get("ISSUE_QUEUE_URL", ""),
+            issue_dlq_url=e.get("ISSUE_DLQ_URL", ""),
             archive_bucket=e.get("ARCHIVE_BUCKET", ""),
             invoice_bucket=e.get("INVOICE_BUCKET", ""),
             config_bucket=e.get("CONFIG_BUCKET", ""),
@@ -49,6 +69,7 @@ class Settings:
             nuonuo_endpoint=e.get("NUONUO_ENDPOINT", "http://127.0.0.1:8900/open/v1/services"),
             nuonuo_token_url=e.get("NUONUO_TOKEN_URL", "http://127.0.0.1:8900/accessToken"),
             public_base_url=e.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000"),
+            first_check_seconds=int(e.get("FIRST_CHECK_SECONDS", str(FIRST_CHECK_SECONDS))),
         )
 
 

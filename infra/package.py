@@ -97,6 +97,11 @@ def _statements() -> dict[str, dict[str, Any]]:
             ],
             "Resource": [_arn("IssueQueue")],
         },
+        "DeadLetter": {
+            "Effect": "Allow",
+            "Action": ["sqs:SendMessage"],
+            "Resource": [_arn("IssueDLQ")],
+        },
         "WriteArchive": {
             "Effect": "Allow",
             "Action": ["s3:PutObject", "s3:GetObject"],
@@ -132,8 +137,8 @@ def _statements() -> dict[str, dict[str, Any]]:
 #: Function (logical id) → the grants it needs. A function missing here gets only Logs and Tracing.
 FUNCTION_GRANTS: dict[str, list[str]] = {
     "APIHandler": ["ReadStores", "Ledger", "SendToQueue", "ReadConfig", "DataKey", "Secrets"],
-    "Worker": ["ReadStores", "Ledger", "ConsumeQueue", "WriteArchive", "DataKey", "Secrets", "Alarms"],
-    "OutboxSweeper": ["Ledger", "SendToQueue", "DataKey"],
+    "Worker": ["ReadStores", "Ledger", "ConsumeQueue", "DeadLetter", "WriteArchive", "DataKey", "Secrets", "Alarms"],
+    "Sweeper": ["Ledger", "SendToQueue", "DataKey"],
 }
 
 

@@ -17,13 +17,10 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.config import WORKER_BATCH_SIZE, WORKER_TIMEOUT_SECONDS
+from chalicelib.config import MAX_RECEIVE_COUNT, QUEUE_VISIBILITY_SECONDS
 
 #: Retention floor for invoices and tax-interface logs: 5 years (1,827 days covers two leap days).
 MIN_RETENTION_DAYS = 1827
-#: Visibility timeout must exceed the time a batch can hold messages; AWS advises 6 × the timeout.
-QUEUE_VISIBILITY_SECONDS = max(6 * WORKER_TIMEOUT_SECONDS, WORKER_TIMEOUT_SECONDS * WORKER_BATCH_SIZE + 30)
-MAX_RECEIVE_COUNT = 5
 
 PARAMETERS: dict[str, dict[str, Any]] = {
     "RetentionDays": {
@@ -184,10 +181,11 @@ def resource_set() -> ResourceSet:
                     "Projection": {"ProjectionType": "ALL"},
                 },
                 {
-                    "IndexName": "by_outbox",
+                    # Sparse: only records waiting for something carry ``due``; the sweeper's list.
+                    "IndexName": "by_due",
                     "KeySchema": [
-                        {"AttributeName": "outbox", "KeyType": "HASH"},
-                        {"AttributeName": "created_at", "KeyType": "RANGE"},
+                        {"AttributeName": "due", "KeyType": "HASH"},
+                        {"AttributeName": "due_at", "KeyType": "RANGE"},
                     ],
                     "Projection": {"ProjectionType": "KEYS_ONLY"},
                 },
@@ -285,6 +283,7 @@ def resource_set() -> ResourceSet:
         "StoresTable": Binding("STORES_TABLE", "Ref"),
         "LedgerTable": Binding("LEDGER_TABLE", "Ref"),
         "IssueQueue": Binding("ISSUE_QUEUE_URL", "Ref"),
+        "IssueDLQ": Binding("ISSUE_DLQ_URL", "Ref"),
         "ArchiveBucket": Binding("ARCHIVE_BUCKET", "Ref"),
         "InvoiceBucket": Binding("INVOICE_BUCKET", "Ref"),
         "ConfigBucket": Binding("CONFIG_BUCKET", "Ref"),

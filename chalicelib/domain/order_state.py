@@ -109,9 +109,7 @@ _TABLE: dict[tuple[OrderStatus, OrderEvent], OrderStatus] = {
 TRANSITIONS = _TABLE
 
 #: Events that only the worker holding the claim may cause (the ledger fences them on the claim id).
-FENCED: frozenset[OrderEvent] = frozenset(
-    {E.ISSUED, E.WAIT, E.RETRY, E.UNKNOWN, E.FAIL, E.AUTH_FAILED, E.BLOCK, E.RED_ISSUED}
-)
+FENCED: frozenset[OrderEvent] = frozenset({E.ISSUED, E.WAIT, E.RETRY, E.UNKNOWN, E.FAIL, E.AUTH_FAILED, E.BLOCK})
 #: Events that set a lease (the claim); a live lease refuses them.
 LEASED: frozenset[OrderEvent] = frozenset({E.CLAIM})
 #: Events after which the record holds no claim any more (claim id and lease removed).

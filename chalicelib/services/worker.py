@@ -1,171 +1,252 @@
-"""The SQS worker's record handler: parse one message, run the issuing use case for its order.
+"""The SQS worker: one batch of messages → attempts and checks → which messages come back, and when.
 
-``app.worker`` hands every record of a batch to :func:`handle_record` through Powertools'
-``BatchProcessor``: raising reports the record as failed (SQS redelivers it after the visibility
-timeout and moves it to the DLQ after ``maxReceiveCount`` receives); returning deletes it.
+``app.worker`` hands the batch (Lambda's SQS event, ``ReportBatchItemFailures``) to
+:meth:`BatchWorker.handle`; it returns the ids of the messages to keep. A kept message has been
+hidden by the worker itself for as long as its order should wait (the retry schedule, a live lease),
+so the queue's visibility timeout only matters when an invocation dies. Besides that:
 
-The message body is ``{"order_key": ..., "kind": "paid" | "refunded"}`` (``IssueQueue.send``), plus
-``"poll": n`` on the messages this worker re-enqueues while the platform is still issuing. A body that
-is not that shape raises (it lands in the DLQ for a human: it can never succeed, and deleting it
-silently would hide a bug upstream).
+- **Remaining time**: a record is started only when the invocation has the time for a tax call
+  (``min_attempt_seconds``); otherwise it and every later one are handed back at once (visibility 0),
+  untouched, for another invocation.
+- **Heartbeat**: before a record is started, its message's visibility is extended if it would end
+  before the record could finish (a batch that took long so far), so no second worker receives it
+  while this one is working on it.
+- **Checks**: accepted requests of the batch are gathered per store and looked up later with one
+  delayed check message (one query for all their serials) — at once when the store's first check is 0.
+- **Dead letters**: a message that can never succeed (malformed) and an order past the retry horizon
+  go to the dead-letter queue at once, with an alert for the latter.
 
-The adapters (ledger, store registry, secrets, HTTP transport, SNS alerts, SQS re-queue) are built on
-first use and kept for the container's lifetime (:func:`use_case`); :func:`reset` forgets them (tests).
+Nothing here sleeps. The message shapes are in ``chalicelib/adapters/queue.py``.
 """
 
 from __future__ import annotations
 
 import json
-from functools import cache
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 
-from chalicelib.adapters import aws
-from chalicelib.config import settings
-from chalicelib.domain.errors import ConfigurationError, MalformedPayload
-from chalicelib.domain.models import Store
-from chalicelib.services.issue import IssueInvoice, IssueOutcome
-from chalicelib.taxapi.base import Credentials
-
-logger = Logger(child=True)
+from chalicelib.domain.errors import MalformedPayload
+from chalicelib.domain.retry import RetrySchedule
+from chalicelib.services.issue import IssueInvoice
+from chalicelib.services.outcomes import Outcome, PendingCheck
+from chalicelib.services.ports import IssueQueuePort
 
 KINDS = ("paid", "refunded")
 
 
-# --- adapters the use case needs beyond chalicelib.adapters -----------------------------------------
-class SecretCredentials:
-    """Provider credentials from the store's secret (a JSON object of strings), via the SecretStore."""
+@dataclass(frozen=True)
+class Message:
+    message_id: str
+    receipt: str
+    body: str
+    receive_count: int = 1
 
-    def __init__(self, secrets: Any) -> None:
-        self._secrets = secrets
-
-    def load(self, store: Store) -> Credentials:
-        raw = self._secrets.get_json(store.provider.credentials_secret)
-        values = {str(k): str(v) for k, v in raw.items() if isinstance(v, str | int) and not isinstance(v, bool)}
-        if not values:
-            raise ConfigurationError(
-                f"store {store.store_id}: provider credentials secret holds no values", code="missing_credential"
+    @classmethod
+    def of(cls, record: Any) -> Message:
+        """From a Lambda SQS record (dict) or a Chalice/Powertools record object."""
+        if isinstance(record, dict):
+            attrs = record.get("attributes") or {}
+            return cls(
+                record["messageId"],
+                record["receiptHandle"],
+                record["body"],
+                int(attrs.get("ApproximateReceiveCount", 1)),
             )
-        return Credentials(values)
+        attrs = getattr(record, "attributes", None) or {}
+        count = attrs.get("ApproximateReceiveCount", 1) if isinstance(attrs, dict) else 1
+        return cls(record.message_id, record.receipt_handle, record.body, int(count))
 
 
-class SnsAlerts:
-    """Alerts to the alarm topic (ALARM_TOPIC_ARN). Messages name stores and orders, never secrets."""
-
-    def __init__(self, topic_arn: str) -> None:
-        self.topic_arn = topic_arn
-
-    def publish(self, subject: str, message: str) -> None:
-        if not self.topic_arn:
-            logger.warning("no alarm topic configured; alert not sent", extra={"subject": subject})
-            return
-        with aws.unavailable("alarm topic"):
-            aws.client("sns").publish(TopicArn=self.topic_arn, Subject=subject[:100], Message=message)
+@dataclass(frozen=True)
+class OrderMessage:
+    order_key: str
+    kind: str
 
 
-class SqsRequeue:
-    """Put an order back on the issue queue with a delay (while the platform is still issuing)."""
-
-    def __init__(self, queue_url: str) -> None:
-        self.queue_url = queue_url
-
-    def requeue(self, order_key: str, kind: str, *, delay_seconds: int, poll: int) -> None:
-        body = json.dumps({"order_key": order_key, "kind": kind, "poll": poll}, ensure_ascii=False)
-        with aws.unavailable("issue queue"):
-            aws.client("sqs").send_message(
-                QueueUrl=self.queue_url,
-                MessageBody=body,
-                DelaySeconds=max(0, min(900, delay_seconds)),
-                MessageAttributes={"kind": {"DataType": "String", "StringValue": kind}},
-            )
+@dataclass(frozen=True)
+class CheckMessage:
+    store_id: str
+    pin: str
+    entries: list[PendingCheck]
+    round_no: int
 
 
-class _Transport:
-    """The HTTP transport, built on first send (so a worker that only skips never builds it)."""
-
-    def __init__(self) -> None:
-        self._transport: Any = None
-
-    def send(self, request: Any) -> Any:
-        if self._transport is None:
-            from chalicelib.adapters.http import HttpTransport
-
-            self._transport = HttpTransport(connect_timeout=3.0, read_timeout=15.0)
-        return self._transport.send(request)
-
-
-@cache
-def use_case() -> IssueInvoice:
-    """The use case with this container's adapters (built once, on first use)."""
-    from chalicelib.adapters.ledger import Ledger
-    from chalicelib.adapters.secrets import SecretStore
-    from chalicelib.adapters.stores import StoreRegistry
-    from chalicelib.taxapi.registry import Providers
-
-    s = settings()
-    transport = _Transport()
-    return IssueInvoice(
-        ledger=Ledger(s.ledger_table),
-        stores=StoreRegistry(s.stores_table),
-        credentials=SecretCredentials(SecretStore()),
-        providers=Providers(s, send=transport.send),
-        transport=transport,
-        alerts=SnsAlerts(s.alarm_topic_arn),
-        requeue=SqsRequeue(s.issue_queue_url),
-        metrics=Metrics(namespace="EInvoice", service="einvoice"),
-        logger=logger,
-    )
-
-
-def reset() -> None:
-    """Forget the container's adapters and cached tokens (tests switch stacks between cases)."""
-    from chalicelib.taxapi.registry import clear_token_caches
-
-    use_case.cache_clear()
-    clear_token_caches()
-
-
-def parse_body(body: str) -> tuple[str, str, int]:
-    """``(order_key, kind, poll)`` from a message body; MalformedPayload when it is not that shape."""
+def parse_body(body: str) -> OrderMessage | CheckMessage:
+    """A message body; MalformedPayload when it is neither shape."""
     try:
         data = json.loads(body)
     except ValueError:
         raise MalformedPayload("issue message is not JSON") from None
     if not isinstance(data, dict):
         raise MalformedPayload("issue message is not a JSON object")
-    order_key, kind, poll = data.get("order_key"), data.get("kind", "paid"), data.get("poll", 0)
+    if "check" in data:
+        store_id, pin, entries, round_no = (
+            data.get("store_id"),
+            data.get("pin"),
+            data.get("check"),
+            data.get("round", 1),
+        )
+        if not isinstance(store_id, str) or not isinstance(pin, str) or not isinstance(entries, list) or not entries:
+            raise MalformedPayload("check message lacks store_id, pin or entries")
+        if not isinstance(round_no, int) or isinstance(round_no, bool) or round_no < 1:
+            raise MalformedPayload("check message has a bad round")
+        try:
+            checks = [PendingCheck.from_message(store_id, pin, e) for e in entries]
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise MalformedPayload("check message has a malformed entry") from None
+        return CheckMessage(store_id, pin, checks, round_no)
+    order_key, kind = data.get("order_key"), data.get("kind", "paid")
     if not isinstance(order_key, str) or not order_key:
         raise MalformedPayload("issue message lacks order_key")
     if kind not in KINDS:
         raise MalformedPayload(f"issue message has an unknown kind {kind!r}")
-    if not isinstance(poll, int) or isinstance(poll, bool) or poll < 0:
-        raise MalformedPayload("issue message has a bad poll count")
-    return order_key, str(kind), poll
+    return OrderMessage(order_key, str(kind))
 
 
-def handle_record(record: Any) -> IssueOutcome:
-    """One SQS record (Powertools ``SQSRecord`` or the raw dict): raise to retry, return to delete."""
-    body = record.body if hasattr(record, "body") else record["body"]
-    message_id = record.message_id if hasattr(record, "message_id") else record.get("messageId")
-    order_key, kind, poll = parse_body(body)
-    # order_key rides in ``extra`` (not append_keys): keys appended to a child logger would outlive
-    # the record in a batch, and a child logger has no keys of its own before app.py's parent exists.
-    try:
-        outcome = use_case().issue(order_key, kind, poll=poll)
-    except Exception as exc:
-        logger.warning(
-            "order attempt failed; the message will be retried",
-            extra={"order_key": order_key, "message_id": message_id, "error": getattr(exc, "code", type(exc).__name__)},
-        )
-        raise
-    logger.info(
-        "order attempt done",
-        extra={
-            "order_key": order_key,
-            "message_id": message_id,
-            "status": outcome.status,
-            "invoice_number": outcome.invoice_number,
-        },
-    )
-    return outcome
+@dataclass
+class BatchResult:
+    """What one invocation did with its batch (returned to the event source and to tests)."""
+
+    failed: list[str] = field(default_factory=list)
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+
+    def response(self) -> dict[str, Any]:
+        return {"batchItemFailures": [{"itemIdentifier": m} for m in self.failed]}
+
+
+class BatchWorker:
+    def __init__(
+        self,
+        *,
+        use_case: IssueInvoice,
+        queue: IssueQueuePort,
+        schedule: RetrySchedule,
+        first_check_seconds: Callable[[str], int],
+        visibility_seconds: int,
+        min_attempt_seconds: float,
+        logger: Logger,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.use_case = use_case
+        self.queue = queue
+        self.schedule = schedule
+        self.first_check_seconds = first_check_seconds
+        self.visibility = visibility_seconds
+        self.min_attempt = min_attempt_seconds
+        self.log = logger
+        self.clock = clock
+
+    def handle(self, records: list[Any], remaining_ms: Callable[[], int]) -> BatchResult:
+        started = self.clock()
+        deadline = started + remaining_ms() / 1000
+        messages = [Message.of(r) for r in records]
+        result = BatchResult()
+        hide: list[tuple[str, int]] = []
+        checks: dict[tuple[str, str], list[PendingCheck]] = {}
+        requeue: list[tuple[str, str, int]] = []
+        for i, m in enumerate(messages):
+            now = self.clock()
+            if deadline - now < self.min_attempt:
+                rest = messages[i:]
+                self.log.info("no time left for a tax call: handing back", extra={"count": len(rest)})
+                hide.extend((r.receipt, 0) for r in rest)
+                result.failed.extend(r.message_id for r in rest)
+                break
+            if now + self.min_attempt > started + self.visibility - 1:  # heartbeat
+                self._hide([(m.receipt, self.visibility)])
+            outcome = self._one(m, deadline)
+            if outcome is None:
+                continue
+            result.outcomes[m.message_id] = outcome
+            if outcome.check is not None:
+                checks.setdefault((outcome.check.store_id, outcome.check.pin), []).append(outcome.check)
+            requeue.extend((key, "paid", delay) for key, delay in outcome.requeue)
+            if outcome.dead_letter:
+                self._dead_letter(m, result)
+            elif outcome.retry_in is not None:
+                hide.append((m.receipt, outcome.retry_in))
+                result.failed.append(m.message_id)
+        requeue.extend(self._flush(checks, deadline))
+        if requeue:
+            self._requeue(requeue)
+        if hide:
+            self._hide(hide)
+        return result
+
+    def _one(self, m: Message, deadline: float) -> Outcome | None:
+        try:
+            parsed = parse_body(m.body)
+        except MalformedPayload as exc:
+            self.log.error(
+                "malformed issue message: dead-lettered", extra={"message_id": m.message_id, "error": exc.message}
+            )
+            try:
+                self.queue.dead_letter(m.body)
+            except Exception:
+                self.log.exception("could not dead-letter a malformed message; it stays on the queue")
+                return Outcome("", None, retry_in=self.schedule.delay(1))
+            return None
+        try:
+            if isinstance(parsed, CheckMessage):
+                return self.use_case.check(parsed.store_id, parsed.pin, parsed.entries, round_no=parsed.round_no)
+            return self.use_case.attempt(parsed.order_key, parsed.kind, deadline=deadline)
+        except Exception as exc:
+            # Before a claim (ledger or store unavailable, no record): nothing is held, retry later;
+            # the receive count is the only counter here, and maxReceiveCount is the backstop.
+            key = parsed.store_id if isinstance(parsed, CheckMessage) else parsed.order_key
+            delay = self.schedule.delay(max(1, min(m.receive_count, 60)))
+            self.log.warning(
+                "message not handled; retried later",
+                extra={
+                    "order_key": key,
+                    "message_id": m.message_id,
+                    "error": getattr(exc, "code", type(exc).__name__),
+                    "retry_in": delay,
+                },
+            )
+            return Outcome(key, None, retry_in=delay, detail=type(exc).__name__)
+
+    def _flush(self, checks: dict[tuple[str, str], list[PendingCheck]], deadline: float) -> list[tuple[str, str, int]]:
+        """One check per store: now when its first check is 0 (and time allows), else a delayed message."""
+        requeue: list[tuple[str, str, int]] = []
+        for (store_id, pin), entries in checks.items():
+            delay = self.first_check_seconds(store_id)
+            if delay <= 0 and deadline - self.clock() >= self.min_attempt:
+                outcome = self.use_case.check(store_id, pin, entries, round_no=1)
+                requeue.extend((k, "paid", d) for k, d in outcome.requeue)
+                if outcome.retry_in is None:
+                    continue
+            try:
+                self.queue.send_check(store_id, pin, [e.as_message() for e in entries], delay_seconds=max(delay, 0))
+            except Exception:
+                # The leases still cover the orders; once they expire the sweeper takes them over.
+                self.log.exception(
+                    "could not send a check message", extra={"store_id": store_id, "count": len(entries)}
+                )
+        return requeue
+
+    def _requeue(self, messages: list[tuple[str, str, int]]) -> None:
+        try:
+            self.queue.send_many(messages)
+        except Exception:
+            # Each record is due (due_at) for the sweeper: it is picked up a little later.
+            self.log.exception("could not re-queue orders; the sweeper will", extra={"count": len(messages)})
+
+    def _hide(self, receipts: list[tuple[str, int]]) -> None:
+        try:
+            self.queue.hide(receipts)
+        except Exception:
+            # The messages come back after the queue's visibility timeout instead.
+            self.log.exception("could not change message visibility", extra={"count": len(receipts)})
+
+    def _dead_letter(self, m: Message, result: BatchResult) -> None:
+        try:
+            self.queue.dead_letter(m.body)
+        except Exception:
+            self.log.exception("could not dead-letter a message; it stays on the queue")
+            self._hide([(m.receipt, self.schedule.cap)])
+            result.failed.append(m.message_id)

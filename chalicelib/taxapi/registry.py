@@ -93,11 +93,10 @@ def provider_for(
     """The provider for ``store``. ``send`` is used only to fetch a Nuonuo token (default: HTTP)."""
     options = dict(store.provider.options)
     seller = store.seller.tax_id
+    endpoint = endpoint_for(store, settings)
     if store.provider.provider is TaxProvider.STA:
-        endpoint = store.provider.endpoint or settings.sta_endpoint
         return StaProvider(credentials, endpoint, seller_tax_id=seller, options=options)
     if store.provider.provider is TaxProvider.NUONUO:
-        endpoint = store.provider.endpoint or settings.nuonuo_endpoint
         cache = token_cache_for(store, credentials, settings, send or _transport_send())
         token = cache.force_refresh() if force_token_refresh else cache.get()
         try:
@@ -105,6 +104,22 @@ def provider_for(
         except ValueError as exc:  # a malformed endpoint URL
             raise ConfigurationError(f"store {store.store_id}: {exc}", code="bad_endpoint") from None
     raise ConfigurationError(f"store {store.store_id}: unknown provider", code="unknown_provider")
+
+
+def endpoint_for(store: Store, settings: EndpointSettings) -> str:
+    """The endpoint ``store``'s invoices go to (the store's own, else the stage default)."""
+    if store.provider.provider is TaxProvider.NUONUO:
+        return store.provider.endpoint or settings.nuonuo_endpoint
+    return store.provider.endpoint or settings.sta_endpoint
+
+
+def pin_for(store: Store, settings: EndpointSettings) -> str:
+    """What an invoice of ``store`` is issued under — provider, endpoint, seller tax id — as one text.
+
+    The issuing service writes it on the order record with the first request that may leave; a later
+    attempt under another pin while the outcome is unknown is refused (a query on another platform,
+    or for another seller, proves nothing about the first)."""
+    return f"{store.provider.provider.value}|{endpoint_for(store, settings)}|{store.seller.tax_id}"
 
 
 class Providers:
@@ -116,6 +131,9 @@ class Providers:
 
     def get(self, store: Store, credentials: Credentials) -> Provider:
         return provider_for(store, credentials, self._settings, send=self._send)
+
+    def pin(self, store: Store) -> str:
+        return pin_for(store, self._settings)
 
     def refreshed(self, store: Store, credentials: Credentials, error: TaxError) -> Provider | None:
         """A provider with a fresh access token when ``error`` is one a new token may cure, else None."""

@@ -1,0 +1,177 @@
+"""One tax interaction: build → send → parse, logged and timed, with one token refresh on a token error.
+
+The one fact the issuing service must never get wrong is whether an issue request *may have left*:
+:class:`Exchange` sets ``Sent.may_have_left`` immediately before the transport is called and never
+otherwise, so a failure while building the request (a mapping bug, a token that could not be fetched)
+leaves it False and the order is simply retried — never queried-first into the dead-letter queue.
+
+Every interaction is logged (operation, serials, provider, HTTP status, outcome, provider code, field,
+elapsed ms); never credentials, tokens, signatures, bodies or full tax ids.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
+
+from aws_lambda_powertools import Logger
+
+from chalicelib.domain.errors import AmbiguousTaxError, AuthTaxError, PermanentTaxError, TaxError
+from chalicelib.domain.models import InvoiceOrder, Store
+from chalicelib.services.ports import ProviderPort, TransportPort
+from chalicelib.taxapi.base import Credentials, HttpRequest, HttpResponse, InvoiceResult, IssueAccepted, Provider
+
+T = TypeVar("T")
+
+#: Provider codes of "no such record" on a query (STA E4004, Nuonuo E9500).
+NOT_FOUND_CODES = frozenset({"E4004", "E9500"})
+
+
+@dataclass
+class Sent:
+    """What one attempt has sent so far (for the ledger's ``sends`` and the query-first rule)."""
+
+    may_have_left: bool = False
+    issue_requests: int = 0
+    timings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Session:
+    """The provider of one store for one attempt or check; replaced after a token refresh."""
+
+    store: Store
+    credentials: Credentials
+    provider: Provider
+
+    @property
+    def name(self) -> str:
+        return self.provider.name
+
+
+class Exchange:
+    """Tax calls for the issuing service (ports only: providers and transport)."""
+
+    def __init__(self, *, providers: ProviderPort, transport: TransportPort, logger: Logger) -> None:
+        self.providers = providers
+        self.transport = transport
+        self.log = logger
+
+    def issue(
+        self, s: Session, order: InvoiceOrder, serial: str, now: datetime, *, sent: Sent, keys: dict[str, str]
+    ) -> IssueAccepted:
+        def build(p: Provider) -> HttpRequest:
+            return p.build_issue(order, serial, now)
+
+        def parse(p: Provider, rq: HttpRequest, rs: HttpResponse) -> IssueAccepted:
+            return p.parse_issue(rq, rs)
+
+        return self._call(s, "issue", build, parse, keys=keys, sent=sent)
+
+    def query(
+        self, s: Session, serials: tuple[str, ...], now: datetime, keys: dict[str, str], sent: Sent | None = None
+    ) -> dict[str, InvoiceResult]:
+        """The results under ``serials`` (absent: the platform knows nothing of that serial).
+
+        A "no such record" refusal means nothing there; any other refusal of a query is not an answer
+        (the invoice may exist): it is raised as Ambiguous.
+        """
+        found: dict[str, InvoiceResult] = {}
+        step = max(1, s.provider.capabilities.max_query_batch)
+        for i in range(0, len(serials), step):
+            chunk = serials[i : i + step]
+
+            def build(p: Provider, chunk: tuple[str, ...] = chunk) -> HttpRequest:
+                return p.build_query(now, serials=chunk)
+
+            def parse(p: Provider, rq: HttpRequest, rs: HttpResponse) -> list[InvoiceResult]:
+                return p.parse_query(rq, rs)
+
+            try:
+                results = self._call(s, "query", build, parse, keys={**keys, "serials": ",".join(chunk)}, sent=sent)
+            except PermanentTaxError as exc:
+                if exc.provider_code in NOT_FOUND_CODES or exc.code == "tax_not_found":
+                    continue
+                raise AmbiguousTaxError(
+                    f"query by serial refused ({exc.code})", provider_code=exc.provider_code
+                ) from exc
+            wanted = set(chunk)
+            found.update((r.serial, r) for r in results if r.serial in wanted)
+        return found
+
+    # --- one call, with one token refresh ---------------------------------------------------------
+    def _call(
+        self,
+        s: Session,
+        operation: str,
+        build: Callable[[Provider], HttpRequest],
+        parse: Callable[[Provider, HttpRequest, HttpResponse], T],
+        *,
+        keys: dict[str, str],
+        sent: Sent | None,
+    ) -> T:
+        try:
+            return self._once(s.provider, operation, build, parse, keys=keys, sent=sent)
+        except AuthTaxError as exc:
+            fresh = self.providers.refreshed(s.store, s.credentials, exc)
+            if fresh is None:
+                raise
+            self.log.info("access token refreshed after a token error", extra={**keys, "op": operation})
+            s.provider = fresh
+            return self._once(fresh, operation, build, parse, keys=keys, sent=sent)
+
+    def _once(
+        self,
+        provider: Provider,
+        operation: str,
+        build: Callable[[Provider], HttpRequest],
+        parse: Callable[[Provider, HttpRequest, HttpResponse], T],
+        *,
+        keys: dict[str, str],
+        sent: Sent | None,
+    ) -> T:
+        request = build(provider)  # nothing has left yet: a failure here is a plain retry
+        if operation == "issue" and sent is not None:
+            sent.may_have_left = True
+            sent.issue_requests += 1
+        started = time.monotonic()
+        response: HttpResponse | None = None
+        try:
+            response = self.transport.send(request)
+            result = parse(provider, request, response)
+        except TaxError as exc:
+            elapsed = round((time.monotonic() - started) * 1000)
+            if sent is not None:
+                sent.timings.append(f"{operation}:{elapsed}ms:{exc.code}")
+            self.log.warning(
+                "tax call failed",
+                extra={
+                    **keys,
+                    "op": operation,
+                    "provider": provider.name,
+                    "http_status": response.status if response is not None else None,
+                    "outcome": exc.code,
+                    "provider_code": exc.provider_code,
+                    "field": exc.field,
+                    "elapsed_ms": elapsed,
+                },
+            )
+            raise
+        elapsed = round((time.monotonic() - started) * 1000)
+        if sent is not None:
+            sent.timings.append(f"{operation}:{elapsed}ms")
+        self.log.info(
+            "tax call",
+            extra={
+                **keys,
+                "op": operation,
+                "provider": provider.name,
+                "http_status": response.status,
+                "outcome": "ok",
+                "elapsed_ms": elapsed,
+            },
+        )
+        return result

@@ -1,0 +1,214 @@
+"""One contract, two ledgers: the DynamoDB ledger (on the moto server) and the in-memory fake.
+
+Every row of the transition table is exercised from every status: an event is applied exactly when
+the table allows it from the record's status (and the claim and lease conditions hold), and a refused
+event leaves the record untouched. The fake's semantics can therefore never drift from DynamoDB's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from chalicelib.domain.order_state import (
+    FENCED,
+    LEASED,
+    RELEASING,
+    TERMINAL,
+    TRANSITIONS,
+    OrderEvent,
+    OrderStatus,
+    sources,
+)
+from tests.support.fake_ledger import FakeLedger
+
+NOW = 1_800_000_000.0
+KEY = "s1:shopify:1001"
+OTHER = "s1:woocommerce:1001"
+PAYLOAD = {"event": {"id": "e1"}, "order": {"total": "10.00"}}
+
+
+@pytest.fixture(scope="module")
+def ledger_table(moto_url: str) -> Iterator[str]:
+    """One ledger table (the deploy template's definition) on the moto server for the module."""
+    import uuid
+
+    import boto3
+
+    from chalicelib.adapters import aws
+    from infra.local import bootstrap
+
+    session = boto3.session.Session(region_name="cn-north-1")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_ENDPOINT_URL", moto_url)
+        aws.set_session(session)
+        created = bootstrap(session, prefix=f"c{uuid.uuid4().hex[:8]}")
+        yield created.env["LEDGER_TABLE"]
+        aws.set_session(None)
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def ledger(request: pytest.FixtureRequest) -> Iterator[Any]:
+    if request.param == "memory":
+        yield FakeLedger(clock=lambda: NOW)
+        return
+    from chalicelib.adapters import aws
+    from chalicelib.adapters.ledger import Ledger
+
+    table = request.getfixturevalue("ledger_table")
+    for key in (KEY, OTHER):
+        aws.client("dynamodb").delete_item(TableName=table, Key={"pk": {"S": f"order#{key}"}, "sk": {"S": "order"}})
+    yield Ledger(table, clock=lambda: NOW)
+
+
+def put_at(ledger: Any, status: OrderStatus, *, claim_id: str | None = "c1", lease_until: float | None = None) -> None:
+    """A record in ``status`` reached through the ledger's own writes (no back door)."""
+    assert ledger.create_order(KEY, "s1", kind="paid", status="received", payload=PAYLOAD, outbox=True) is None
+    if status is OrderStatus.RECEIVED:
+        return
+    if status is OrderStatus.QUEUED:
+        ledger.mark_queued(KEY)
+        return
+    path: dict[OrderStatus, list[OrderEvent]] = {
+        OrderStatus.ISSUING: [],
+        OrderStatus.ISSUED: [OrderEvent.ISSUED],
+        OrderStatus.ACCEPTED: [OrderEvent.WAIT],
+        OrderStatus.RETRYING: [OrderEvent.RETRY],
+        OrderStatus.AMBIGUOUS: [OrderEvent.UNKNOWN],
+        OrderStatus.FAILED: [OrderEvent.FAIL],
+        OrderStatus.FAILED_AUTH: [OrderEvent.AUTH_FAILED],
+        OrderStatus.BLOCKED: [OrderEvent.BLOCK],
+    }
+    if status in path:
+        lease = lease_until if lease_until is not None else NOW + 60
+        assert ledger.transition(KEY, OrderEvent.CLAIM, now=NOW, claim_id="c1", lease_until=lease).ok
+        for event in path[status]:
+            assert ledger.transition(KEY, event, now=NOW, claim_id="c1").ok
+        return
+    # Refund and red states: reached from a refund record.
+    refund_path: dict[OrderStatus, list[OrderEvent]] = {
+        OrderStatus.REFUND_PENDING: [OrderEvent.PARK_REFUND],
+        OrderStatus.RED_FORM_APPLIED: [OrderEvent.PARK_REFUND, OrderEvent.RED_APPLY],
+        OrderStatus.RED_ISSUING: [OrderEvent.PARK_REFUND, OrderEvent.RED_CONFIRMED],
+        OrderStatus.RED_ISSUED: [OrderEvent.PARK_REFUND, OrderEvent.RED_CONFIRMED, OrderEvent.RED_ISSUED],
+        OrderStatus.RED_FORM_EXPIRED: [OrderEvent.PARK_REFUND, OrderEvent.RED_APPLY, OrderEvent.RED_EXPIRED],
+    }
+    if status in refund_path:
+        for event in refund_path[status]:
+            assert ledger.transition(KEY, event, now=NOW, claim_id=claim_id).ok, (status, event)
+        return
+    # held / rejected are written by the intake directly.
+    ledger.items.pop(KEY) if isinstance(ledger, FakeLedger) else _delete(ledger)
+    assert ledger.create_order(KEY, "s1", kind="paid", status=status.value, payload=PAYLOAD, outbox=False) is None
+
+
+def _delete(ledger: Any) -> None:
+    from chalicelib.adapters import aws
+
+    aws.client("dynamodb").delete_item(TableName=ledger.table, Key={"pk": {"S": f"order#{KEY}"}, "sk": {"S": "order"}})
+
+
+def status_of(ledger: Any) -> OrderStatus:
+    record = ledger.get_order(KEY)
+    assert record is not None
+    return record.status
+
+
+ALL_PAIRS = [(s, e) for s in OrderStatus for e in OrderEvent]
+
+
+@pytest.mark.parametrize(("status", "event"), ALL_PAIRS, ids=[f"{s.value}-{e.value}" for s, e in ALL_PAIRS])
+def test_an_event_applies_exactly_where_the_table_allows_it(ledger: Any, status: OrderStatus, event: OrderEvent) -> None:
+    # An expired lease, so that the claim's lease condition never hides the table's verdict.
+    put_at(ledger, status, lease_until=NOW - 1)
+    before = ledger.get_order(KEY)
+    done = ledger.transition(
+        KEY, event, now=NOW, claim_id="c1", lease_until=NOW + 60 if event in LEASED else None, due_at=NOW + 30
+    )
+    allowed = (status, event) in TRANSITIONS
+    assert done.ok is allowed
+    assert done.before is not None and done.before.status is status
+    after = ledger.get_order(KEY)
+    if not allowed:
+        assert after == before
+        return
+    assert after.status is TRANSITIONS[(status, event)]
+    if event in RELEASING:
+        assert "claim_id" not in after.fields and "lease_until" not in after.fields
+    if event in LEASED:
+        assert after.fields["claim_id"] == "c1" and after.fields["lease_until"] == int(NOW + 60)
+    if after.status in TERMINAL:
+        assert "due_at" not in after.fields
+    else:
+        assert "due_at" in after.fields
+
+
+@pytest.mark.parametrize("event", sorted(FENCED, key=lambda e: e.value))
+def test_fenced_events_need_the_holders_claim_id(ledger: Any, event: OrderEvent) -> None:
+    source = sorted(sources(event), key=lambda s: s.value)[0]
+    put_at(ledger, source)
+    refused = ledger.transition(KEY, event, now=NOW, claim_id="someone-else")
+    assert not refused.ok
+    assert status_of(ledger) is source
+
+
+def test_a_live_lease_refuses_a_claim_and_an_expired_one_is_taken_over(ledger: Any) -> None:
+    put_at(ledger, OrderStatus.QUEUED)
+    first = ledger.transition(
+        KEY, OrderEvent.CLAIM, now=NOW, claim_id="a", lease_until=NOW + 90, keep={"serial": "S1"}, add={"claims": 1}
+    )
+    assert first.ok and first.before.status is OrderStatus.QUEUED
+    held = ledger.transition(KEY, OrderEvent.CLAIM, now=NOW + 10, claim_id="b", lease_until=NOW + 100)
+    assert not held.ok and held.before.status is OrderStatus.ISSUING and held.before.fields["claim_id"] == "a"
+    taken = ledger.transition(
+        KEY, OrderEvent.CLAIM, now=NOW + 91, claim_id="b", lease_until=NOW + 200, keep={"serial": "S2"}, add={"claims": 1}
+    )
+    assert taken.ok
+    record = ledger.get_order(KEY)
+    assert record.fields["serial"] == "S1"  # an order keeps its first serial
+    assert record.fields["claims"] == 2
+    assert not ledger.transition(KEY, OrderEvent.ISSUED, now=NOW + 92, claim_id="a").ok  # the old holder is fenced off
+    assert ledger.transition(KEY, OrderEvent.ISSUED, now=NOW + 92, claim_id="b", fields={"invoice_number": "1" * 20}).ok
+    assert ledger.get_order(KEY).fields["invoice_number"] == "1" * 20
+
+
+def test_fields_set_remove_and_count(ledger: Any) -> None:
+    put_at(ledger, OrderStatus.ISSUING)
+    assert ledger.touch(KEY, "c1", fields={"pin": "p1", "last_error": "x"})
+    assert not ledger.touch(KEY, "other", fields={"pin": "p2"})
+    assert ledger.transition(KEY, OrderEvent.RETRY, now=NOW, claim_id="c1", fields={"last_error": None}, add={"retries": 1, "sends": 2}).ok
+    record = ledger.get_order(KEY)
+    assert record.fields["pin"] == "p1" and "last_error" not in record.fields
+    assert record.fields["retries"] == 1 and record.fields["sends"] == 2
+    assert not ledger.touch(KEY, "c1", fields={"pin": "p3"})  # not issuing any more
+
+
+def test_the_intake_writes(ledger: Any) -> None:
+    assert ledger.create_order(KEY, "s1", kind="paid", status="received", payload=PAYLOAD, outbox=True) is None
+    existing = ledger.create_order(KEY, "s1", kind="paid", status="received", payload={"other": 1}, outbox=True)
+    assert existing is not None and existing.status is OrderStatus.RECEIVED and existing.payload == PAYLOAD
+    assert existing.outbox_pending
+    ledger.mark_queued(KEY)
+    assert status_of(ledger) is OrderStatus.QUEUED
+    ledger.mark_queued(KEY)  # a second time: nothing changes, nothing raises
+    assert status_of(ledger) is OrderStatus.QUEUED
+    other = OTHER
+    assert ledger.create_order(other, "s1", kind="paid", status="rejected", payload=PAYLOAD, outbox=False, violations=[{"code": "x"}]) is None
+    assert ledger.create_order(other, "s1", kind="paid", status="received", payload=PAYLOAD, outbox=True) is None  # replaces it
+    assert ledger.get_order(other).status is OrderStatus.RECEIVED
+    assert {r.order_key for r in ledger.orders_of_store("s1")} == {KEY, other}
+
+
+def test_due_lists_overdue_records_and_postpone_is_conditional(ledger: Any) -> None:
+    put_at(ledger, OrderStatus.RECEIVED)  # due 120 s after NOW (the outbox)
+    assert ledger.due(NOW + 60, limit=10) == []
+    [due] = ledger.due(NOW + 121, limit=10)
+    assert due.order_key == KEY
+    was = due.fields["due_at"]
+    assert ledger.postpone(KEY, was=was, due_at=NOW + 500)
+    assert not ledger.postpone(KEY, was=was, due_at=NOW + 600)  # a second sweeper loses
+    assert ledger.due(NOW + 121, limit=10) == []
+    ledger.mark_queued(KEY)  # queued: not due for anything
+    assert ledger.due(NOW + 10_000, limit=10) == []

@@ -1,0 +1,202 @@
+"""An in-memory ledger with the DynamoDB ledger's semantics, derived from the same transition table.
+
+It passes the same contract suite as ``chalicelib.adapters.ledger.Ledger`` (``tests/contract``), so
+unit tests that use it cannot rely on anything the real ledger does not do.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from chalicelib.adapters.ledger import NUMBERS, iso
+from chalicelib.domain.order_state import FENCED, LEASED, RELEASING, TERMINAL, OrderEvent, OrderStatus, sources, target
+from chalicelib.services.ports import Fields, OrderRecord, Transition
+
+
+class FakeLedger:
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+        self.clock = clock
+        self.calls: list[str] = []
+        self._lock = threading.Lock()
+
+    # --- helpers ----------------------------------------------------------------------------------
+    def _record(self, key: str) -> OrderRecord:
+        item = self.items[key]
+        fields = {
+            k: v
+            for k, v in item.items()
+            if k not in ("store_id", "status", "kind", "payload", "created_at", "violations", "due")
+        }
+        return OrderRecord(
+            order_key=key,
+            store_id=item["store_id"],
+            status=OrderStatus(item["status"]),
+            kind=item["kind"],
+            payload=copy.deepcopy(item["payload"]),
+            created_at=item["created_at"],
+            violations=copy.deepcopy(item.get("violations")),
+            fields=dict(fields),
+        )
+
+    def put(self, order_key: str, *, store_id: str, status: OrderStatus, kind: str = "paid", payload: dict[str, Any], **fields: Any) -> None:
+        """Test set-up: a record as it would be after some history."""
+        now = iso(self.clock())
+        self.items[order_key] = {
+            "store_id": store_id,
+            "status": status.value,
+            "kind": kind,
+            "payload": copy.deepcopy(payload),
+            "created_at": now,
+            "updated_at": now,
+            **fields,
+        }
+
+    # --- intake -----------------------------------------------------------------------------------
+    def create_order(
+        self,
+        order_key: str,
+        store_id: str,
+        *,
+        kind: str,
+        status: str,
+        payload: dict[str, Any],
+        outbox: bool,
+        violations: list[dict[str, str]] | None = None,
+        grace_seconds: float = 120.0,
+    ) -> OrderRecord | None:
+        self.calls.append("create_order")
+        with self._lock:
+            old = self.items.get(order_key)
+            if old is not None and old["status"] != OrderStatus.REJECTED.value:
+                return self._record(order_key)
+            now = self.clock()
+            item: dict[str, Any] = {
+                "store_id": store_id,
+                "status": OrderStatus(status).value,
+                "kind": kind,
+                "payload": json.loads(json.dumps(payload)),
+                "created_at": iso(now),
+                "updated_at": iso(now),
+            }
+            if outbox:
+                item["due"] = "due"
+                item["due_at"] = iso(now + grace_seconds)
+            if violations:
+                item["violations"] = copy.deepcopy(violations)
+            self.items[order_key] = item
+        return None
+
+    def get_order(self, order_key: str) -> OrderRecord | None:
+        self.calls.append("get_order")
+        return self._record(order_key) if order_key in self.items else None
+
+    def mark_queued(self, order_key: str) -> None:
+        self.transition(order_key, OrderEvent.ENQUEUED, now=self.clock())
+
+    def orders_of_store(self, store_id: str, *, limit: int = 50) -> list[OrderRecord]:
+        keys = [k for k, v in self.items.items() if v["store_id"] == store_id]
+        keys.sort(key=lambda k: self.items[k]["created_at"], reverse=True)
+        return [self._record(k) for k in keys[:limit]]
+
+    def issue_fields(self, order_key: str) -> dict[str, Any]:
+        record = self.get_order(order_key)
+        return {} if record is None else {"status": record.status.value, **record.fields}
+
+    # --- transitions ------------------------------------------------------------------------------
+    def transition(
+        self,
+        order_key: str,
+        event: OrderEvent,
+        *,
+        now: float,
+        claim_id: str | None = None,
+        lease_until: float | None = None,
+        due_at: float | None = None,
+        fields: Fields | None = None,
+        keep: Mapping[str, str] | None = None,
+        add: Mapping[str, int] | None = None,
+    ) -> Transition:
+        self.calls.append(f"transition:{event.value}")
+        if event in FENCED and not claim_id:
+            raise ValueError(f"{event} is fenced: it needs the claim id")
+        if event in LEASED and (not claim_id or lease_until is None):
+            raise ValueError(f"{event} needs a claim id and a lease")
+        with self._lock:
+            item = self.items.get(order_key)
+            if item is None:
+                return Transition(False, None)
+            before = self._record(order_key)
+            allowed = item["status"] in {s.value for s in sources(event)}
+            if allowed and event in FENCED:
+                allowed = item.get("claim_id") == claim_id
+            if allowed and event in LEASED:
+                allowed = "lease_until" not in item or item["lease_until"] < int(now)
+            if not allowed:
+                return Transition(False, before)
+            destination = target(event)
+            item["status"] = destination.value
+            item["updated_at"] = iso(now)
+            if event in LEASED:
+                assert claim_id is not None and lease_until is not None
+                item["claim_id"] = claim_id
+                item["lease_until"] = int(lease_until)
+            elif event in RELEASING:
+                item.pop("claim_id", None)
+                item.pop("lease_until", None)
+            if due_at is not None and destination not in TERMINAL:
+                item["due"] = "due"
+                item["due_at"] = iso(due_at)
+            else:
+                item.pop("due", None)
+                item.pop("due_at", None)
+            self._apply(item, fields or {})
+            for name, value in (keep or {}).items():
+                item.setdefault(name, value)
+            for name, step in (add or {}).items():
+                item[name] = int(item.get(name, 0)) + step
+            return Transition(True, before)
+
+    def touch(self, order_key: str, claim_id: str, *, fields: Fields, lease_until: float | None = None) -> bool:
+        self.calls.append("touch")
+        with self._lock:
+            item = self.items.get(order_key)
+            if item is None or item["status"] != OrderStatus.ISSUING.value or item.get("claim_id") != claim_id:
+                return False
+            item["updated_at"] = iso(self.clock())
+            self._apply(item, fields)
+            if lease_until is not None:
+                item["lease_until"] = int(lease_until)
+                item["due_at"] = iso(lease_until)
+            return True
+
+    def due(self, now: float, *, limit: int) -> list[OrderRecord]:
+        self.calls.append("due")
+        cutoff = iso(now)
+        keys = sorted(
+            (k for k, v in self.items.items() if v.get("due") == "due" and v.get("due_at", "") < cutoff),
+            key=lambda k: self.items[k]["due_at"],
+        )
+        return [self._record(k) for k in keys[:limit]]
+
+    def postpone(self, order_key: str, *, was: str, due_at: float) -> bool:
+        self.calls.append("postpone")
+        with self._lock:
+            item = self.items.get(order_key)
+            if item is None or item.get("due_at") != was:
+                return False
+            item["due_at"] = iso(due_at)
+            return True
+
+    @staticmethod
+    def _apply(item: dict[str, Any], fields: Fields) -> None:
+        for name, value in fields.items():
+            if value is None:
+                item.pop(name, None)
+            else:
+                item[name] = int(value) if name in NUMBERS else str(value)
