@@ -323,10 +323,7 @@ class _Secrets:
 
 
 class _Ledger:
-    """Every delivery is new: no event remembered, no order existing (the full path every time)."""
-
-    def remember_event(self, platform: str, store_id: str, event_id: str, order_key: str) -> str | None:
-        return None
+    """Every delivery is new: no order existing (the full path every time)."""
 
     def create_order(self, order_key: str, store_id: str, **fields: Any) -> Any:
         return None

@@ -123,11 +123,17 @@ def cmd_orders_list(args: argparse.Namespace) -> int:
 
 def cmd_orders_show(args: argparse.Namespace) -> int:
     from chalicelib.adapters.ledger import Ledger
+    from chalicelib.domain.order_state import parse_order_key
 
     ledger = Ledger(_need("LEDGER_TABLE"))
-    record = ledger.get_order(args.order_key)
+    record = ledger.get_order(args.order_key)  # looked up as given: records of the old key format too
     if record is None:
-        print(f"no order {args.order_key!r}", file=sys.stderr)
+        try:
+            parse_order_key(args.order_key)
+            hint = ""
+        except ValueError:
+            hint = " (an order key is store_id:platform:order_id)"
+        print(f"no order {args.order_key!r}{hint}", file=sys.stderr)
         return 1
     shown = {
         "order_key": record.order_key,
@@ -261,7 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=cmd_orders_list)
     p = orders.add_parser("show", help="one order record: status, violations, the invoice order as queued")
-    p.add_argument("order_key", help="store_id:order_id (refunds: store_id:order_id:refund:refund_id)")
+    p.add_argument(
+        "order_key", help="store_id:platform:order_id (refunds: store_id:platform:order_id:refund:refund_id)"
+    )
     p.set_defaults(func=cmd_orders_show)
 
     secrets = sub.add_parser("secrets", help="Secrets Manager values").add_subparsers(dest="command", required=True)

@@ -52,6 +52,7 @@ from chalicelib.domain.models import (
     Violation,
 )
 from chalicelib.domain.money import q2, q8
+from chalicelib.domain.order_state import order_key
 from chalicelib.domain.taxcodes import TaxCodeTable
 from chalicelib.domain.taxpayer import clean_tax_id
 from chalicelib.domain.validation import violation
@@ -61,6 +62,13 @@ SHIPPING_NAME = "运费"
 #: Above this quantity the 8-decimal unit price could miss price × quantity = amount by > 0.01.
 MAX_PRICED_QUANTITY = Decimal(1_000_000)
 _ZERO = Decimal(0)
+
+
+def order_key_for(store: Store, event: PaymentEvent) -> str:
+    """The ledger key of the record ``event`` makes: the paid order, or one refund of it (by refund id,
+    else by event id). The intake keys its record with this, the invoice carries the same key."""
+    refund_id = (event.refund_id or event.event_id) if event.kind is EventKind.REFUNDED else None
+    return order_key(store.store_id, event.platform, event.order_id, refund_id)
 
 
 # --- blue ----------------------------------------------------------------------------------------
@@ -89,7 +97,7 @@ def normalise(event: PaymentEvent, store: Store, *, table: TaxCodeTable) -> Invo
         invoice_type = InvoiceType.NORMAL
     defaults = store.invoice_defaults
     return InvoiceOrder(
-        order_key=f"{store.store_id}:{event.order_id}",
+        order_key=order_key_for(store, event),
         store_id=store.store_id,
         order_id=event.order_id,
         colour=InvoiceColour.BLUE,
@@ -310,9 +318,8 @@ def normalise_refund(
             for n, share in zip(net, shares, strict=True)
             if share > 0
         ]
-    refund_key = event.refund_id or event.event_id
     return InvoiceOrder(
-        order_key=f"{store.store_id}:{blue.order_id}:refund:{refund_key}",
+        order_key=order_key_for(store, event),
         store_id=store.store_id,
         order_id=blue.order_id,
         colour=InvoiceColour.RED,

@@ -81,8 +81,11 @@ TERMINAL: frozenset[OrderStatus] = frozenset(
 #: A record found in one of these may have had a request acted on: query by serial before issuing.
 QUERY_FIRST: frozenset[OrderStatus] = frozenset({S.ISSUING, S.AMBIGUOUS, S.ACCEPTED})
 #: An operator may ask for another attempt from these (``einvoice orders retry``): the record goes to
-#: ``ambiguous``, so the attempt queries by serial before it could issue anything.
-OPERATOR_RETRYABLE: frozenset[OrderStatus] = frozenset({S.FAILED, S.FAILED_AUTH, S.BLOCKED})
+#: ``ambiguous``, so the attempt queries by serial before it could issue anything, and its counters
+#: start again (an order the schedule gave up on is retried for another horizon).
+OPERATOR_RETRYABLE: frozenset[OrderStatus] = frozenset(
+    {S.FAILED, S.FAILED_AUTH, S.BLOCKED, S.RETRYING, S.AMBIGUOUS, S.ACCEPTED}
+)
 
 _TABLE: dict[tuple[OrderStatus, OrderEvent], OrderStatus] = {
     (S.RECEIVED, E.ENQUEUED): S.QUEUED,

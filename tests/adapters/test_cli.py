@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.domain.order_state import order_key
 from infra import cli
 from tests.support.processes import ROOT
 
@@ -69,8 +70,9 @@ def test_orders_list_shows_a_rejected_order_with_its_violations(stack: Any, caps
     from chalicelib.adapters.ledger import Ledger
 
     ledger = Ledger(stack.env["LEDGER_TABLE"])
+    key = order_key("s1", "standard", "o1")
     ledger.create_order(
-        "s1:o1",
+        key,
         "s1",
         kind="paid",
         status="rejected",
@@ -79,9 +81,11 @@ def test_orders_list_shows_a_rejected_order_with_its_violations(stack: Any, caps
         violations=[{"field": "buyer.tax_id", "code": "tax_id_format", "message": "m", "message_en": "e"}],
     )
     code, out, _ = run(["orders", "list", "s1"], capsys)
-    assert code == 0 and "rejected" in out and "s1:o1" in out
-    code, out, _ = run(["orders", "show", "s1:o1"], capsys)
+    assert code == 0 and "rejected" in out and key in out
+    code, out, _ = run(["orders", "show", key], capsys)
     assert json.loads(out)["violations"][0]["field"] == "buyer.tax_id"
+    code, _, err = run(["orders", "show", "s1:o1"], capsys)  # the key of old, without the platform
+    assert code == 1 and "store_id:platform:order_id" in err
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.domain.order_state import order_key
 from tests.support import platform_events as pe
 
 STORE = "all-platforms"
@@ -70,19 +71,41 @@ def new_order(platform: str) -> str:
     return f"{platform}-{uuid.uuid4().hex[:10]}"
 
 
+@pytest.mark.parametrize("resent", ["same-delivery", "re-signed"])
 @pytest.mark.parametrize("platform", pe.PLATFORMS)
 def test_a_genuine_payment_is_answered_as_the_platform_expects_and_queued_once(
-    platform_client: Any, stack: Any, aws: Any, platform: str
+    platform_client: Any, stack: Any, aws: Any, platform: str, resent: str
 ) -> None:
     order_id = new_order(platform)
-    order_key = f"{STORE}:{order_id}"
+    key = order_key(STORE, platform, order_id)
     body, headers = pe.paid(platform, order_id, "88.00")
 
-    assert_reply(post(platform_client, platform, body, headers), platform, order_key=order_key)
-    # the platform re-delivers the same event: the same kind of answer, nothing queued again
-    assert_reply(post(platform_client, platform, body, headers), platform, order_key=order_key, duplicate=True)
+    assert_reply(post(platform_client, platform, body, headers), platform, order_key=key)
+    # the platform re-delivers the same event, or sends the order again as a new event (a new event id):
+    # the order key alone makes it a duplicate — the same kind of answer, nothing queued again
+    again = (body, headers) if resent == "same-delivery" else pe.paid(platform, order_id, "88.00")
+    assert_reply(post(platform_client, platform, *again), platform, order_key=key, duplicate=True)
 
-    assert queued(stack, aws) == [{"order_key": order_key, "kind": "paid"}]
+    assert queued(stack, aws) == [{"order_key": key, "kind": "paid"}]
+
+
+def test_one_order_number_on_two_platforms_of_one_store_is_two_orders(
+    platform_client: Any, stack: Any, aws: Any
+) -> None:
+    """Shopify's order 1001 and WooCommerce's order 1001 are two sales: two records, both queued
+    (the old key ``<store>:<order id>`` dropped the second as a duplicate, never invoiced)."""
+    from chalicelib.adapters.ledger import Ledger
+
+    keys = {platform: order_key(STORE, platform, "1001") for platform in ("shopify", "woocommerce")}
+    assert len(set(keys.values())) == 2
+    for platform, key in keys.items():
+        assert_reply(post(platform_client, platform, *pe.paid(platform, "1001", "88.00")), platform, order_key=key)
+
+    ledger = Ledger(stack.env["LEDGER_TABLE"])
+    for key in keys.values():
+        record = ledger.get_order(key)
+        assert record is not None and record.status == "queued", record
+    assert sorted(m["order_key"] for m in queued(stack, aws)) == sorted(keys.values())
 
 
 @pytest.mark.parametrize("platform", pe.PLATFORMS)
@@ -106,11 +129,11 @@ def test_a_refund_is_queued_under_its_own_order_key(platform_client: Any, stack:
     assert post(platform_client, platform, *pe.paid(platform, order_id, "88.00")).status_code in (200, 202)
 
     body, headers = pe.refunded(platform, order_id, "30.00", refund_id=refund_id)
-    refund_key = f"{STORE}:{order_id}:refund:{refund_id}"
+    refund_key = order_key(STORE, platform, order_id, refund_id)
     assert_reply(post(platform_client, platform, body, headers), platform, order_key=refund_key)
 
     assert sorted(queued(stack, aws), key=lambda m: m["order_key"]) == [
-        {"order_key": f"{STORE}:{order_id}", "kind": "paid"},
+        {"order_key": order_key(STORE, platform, order_id), "kind": "paid"},
         {"order_key": refund_key, "kind": "refunded"},
     ]
 

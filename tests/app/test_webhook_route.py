@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 from unittest import mock
 
 import pytest
 
+from chalicelib.domain.order_state import order_key
 from tests.app.conftest import signed, standard_event
 
 URL = "/webhooks/standard/demo-shanghai"
+
+
+def key(order_id: str) -> str:
+    return order_key("demo-shanghai", "standard", order_id)
 
 
 def queued_messages(stack: Any, aws: Any) -> list[dict[str, Any]]:
@@ -23,9 +29,9 @@ def test_a_genuine_payment_is_queued_and_answered_202(client: Any, seeded: Any, 
     body, headers = signed(standard_event("A-1"))
     r = client.http.post(URL, body=body, headers=headers)
     assert r.status_code == 202, r.body
-    assert r.json_body["order_key"] == "demo-shanghai:A-1"
+    assert r.json_body["order_key"] == key("A-1") == "demo-shanghai:standard:A-1"
     assert r.json_body["status"] == "queued"
-    assert queued_messages(seeded, aws) == [{"order_key": "demo-shanghai:A-1", "kind": "paid"}]
+    assert queued_messages(seeded, aws) == [{"order_key": key("A-1"), "kind": "paid"}]
 
 
 def test_the_same_delivery_twice_is_a_duplicate_with_the_existing_status(client: Any, seeded: Any, aws: Any) -> None:
@@ -35,6 +41,39 @@ def test_the_same_delivery_twice_is_a_duplicate_with_the_existing_status(client:
     assert again.status_code == 200
     assert again.json_body["status"] == "queued"
     assert len(queued_messages(seeded, aws)) == 1
+
+
+def test_a_duplicate_of_an_accepted_order_that_the_store_now_refuses_is_200_not_422(
+    client: Any, seeded: Any, aws: Any
+) -> None:
+    """The order was accepted; then the store changed (here: a single-invoice limit below it). Its
+    re-delivery must stay a duplicate: a 422 would make the platform retry it for days."""
+    import app as app_module
+
+    event = standard_event("A-9")
+    body, headers = signed(event)
+    assert client.http.post(URL, body=body, headers=headers).status_code == 202
+    stores = app_module._ingest().stores
+    stores.put(stores.get("demo-shanghai").model_copy(update={"single_invoice_limit": Decimal("1.00")}))
+    new_body, new_headers = signed(standard_event("A-10"))
+    assert client.http.post(URL, body=new_body, headers=new_headers).status_code == 422  # refuses a new order …
+
+    for delivery in ((body, headers), signed(event)):  # the same delivery, and the order re-signed
+        again = client.http.post(URL, body=delivery[0], headers=delivery[1])
+        assert again.status_code == 200, again.body  # … but not the one already accepted
+        assert again.json_body == {"order_key": key("A-9"), "status": "queued", "outcome": "duplicate"}
+    assert queued_messages(seeded, aws) == [{"order_key": key("A-9"), "kind": "paid"}]
+
+
+def test_a_rejected_order_may_be_resubmitted_corrected(client: Any, seeded: Any, aws: Any) -> None:
+    bad = standard_event("A-11", buyer={"title": "某公司", "tax_id": "12345", "type": "company"})
+    body, headers = signed(bad)
+    assert client.http.post(URL, body=body, headers=headers).status_code == 422
+    assert client.http.post(URL, body=body, headers=headers).status_code == 422  # rejected again, no duplicate
+    body, headers = signed(standard_event("A-11"))
+    fixed = client.http.post(URL, body=body, headers=headers)
+    assert fixed.status_code == 202, fixed.body
+    assert queued_messages(seeded, aws) == [{"order_key": key("A-11"), "kind": "paid"}]
 
 
 def test_a_forged_signature_is_401_with_a_reason_and_nothing_queued(client: Any, seeded: Any, aws: Any) -> None:
@@ -114,7 +153,7 @@ def test_when_sqs_is_down_the_answer_is_503_and_a_retry_is_not_a_duplicate(clien
     retry = client.http.post(URL, body=body, headers=headers)
     assert retry.status_code == 202
     assert retry.json_body["status"] == "queued"
-    assert queued_messages(seeded, aws) == [{"order_key": "demo-shanghai:A-6", "kind": "paid"}]
+    assert queued_messages(seeded, aws) == [{"order_key": key("A-6"), "kind": "paid"}]
 
 
 def test_the_outbox_sweeper_queues_what_a_crash_left_recorded(client: Any, seeded: Any, aws: Any) -> None:
@@ -131,8 +170,8 @@ def test_the_outbox_sweeper_queues_what_a_crash_left_recorded(client: Any, seede
     assert r.status_code == 500
     ingest = app_module._ingest()
     assert sweep(ingest.ledger, ingest.queue, grace_seconds=0) == 1
-    assert queued_messages(seeded, aws) == [{"order_key": "demo-shanghai:A-7", "kind": "paid"}]
-    assert ingest.ledger.get_order("demo-shanghai:A-7").status == "queued"
+    assert queued_messages(seeded, aws) == [{"order_key": key("A-7"), "kind": "paid"}]
+    assert ingest.ledger.get_order(key("A-7")).status == "queued"
     assert sweep(ingest.ledger, ingest.queue, grace_seconds=0) == 0
 
 

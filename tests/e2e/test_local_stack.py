@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.domain.order_state import order_key
 from tests.support.processes import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -96,7 +97,7 @@ def test_a_webhook_ends_as_one_issued_invoice_from_the_sandbox(local_stack: Any)
     shown: dict[str, Any] = {}
     while time.monotonic() < deadline:
         out = subprocess.run(
-            [sys.executable, "-m", "infra.cli", "orders", "show", f"demo-shanghai:{order_id}"],
+            [sys.executable, "-m", "infra.cli", "orders", "show", order_key("demo-shanghai", "standard", order_id)],
             cwd=ROOT,
             env=env,
             capture_output=True,

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.domain.order_state import order_key
 from tests.support import platform_events as pe
 from tests.support.processes import ROOT
 
@@ -67,7 +68,7 @@ def test_a_genuine_payment_gets_the_platforms_answer_over_http(local_stack: Any,
 
     status, content_type, answer = http_post(f"{local_stack.api}/webhooks/{platform}/{store_id}", body, headers)
 
-    expected = pe.expected_reply(platform, order_key=f"{store_id}:{order_id}")
+    expected = pe.expected_reply(platform, order_key=order_key(store_id, platform, order_id))
     assert status == expected.status, answer
     assert content_type.split(";")[0].strip() == expected.content_type
     if isinstance(expected.body, str):

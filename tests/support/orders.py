@@ -28,6 +28,7 @@ from chalicelib.domain.models import (
     Party,
     RedReason,
 )
+from chalicelib.domain.order_state import order_key, parse_order_key
 from chalicelib.domain.taxcodes import TaxCodeTable
 from chalicelib.taxapi.base import RedFormRequest
 from tests.support.sandbox_clients import BUYER_CO, SELLER
@@ -138,7 +139,7 @@ def order(
     """A blue order; totals are the line sums unless overridden."""
     lines = tuple(lines if lines is not None else (line("100.00"),))
     values: dict[str, Any] = {
-        "order_key": f"shop-1:{order_id}",
+        "order_key": order_key("shop-1", "standard", order_id),
         "store_id": "shop-1",
         "order_id": order_id,
         "seller": seller(),
@@ -163,6 +164,7 @@ def red_mirror(
 ) -> InvoiceOrder:
     """The full reversal of ``blue`` (no discount lines in it): every line negated, numbered."""
     assert not any(ln.is_discount for ln in blue.lines)
+    paid = parse_order_key(blue.order_key)
     lines = tuple(
         ln.model_copy(
             update={
@@ -177,7 +179,7 @@ def red_mirror(
     )
     return blue.model_copy(
         update={
-            "order_key": f"{blue.order_key}:refund:1",
+            "order_key": order_key(paid.store_id, paid.platform, paid.order_id, "1"),
             "colour": InvoiceColour.RED,
             "lines": lines,
             "total_amount": -blue.total_amount,

@@ -699,7 +699,7 @@ def refunded(
     platform: str, order_id: str, amount: str | Decimal = "88.00", *, refund_id: str | None = None
 ) -> tuple[bytes, dict[str, str]]:
     """A genuine full-refund delivery; ``refund_id`` (digits only: WooCommerce refund ids are integers)
-    ends up in the order key ``<store>:<order>:refund:<refund_id>``."""
+    ends up in the order key ``order_key(<store>, platform, <order>, <refund_id>)``."""
     if platform not in _REFUNDED:
         raise ValueError(f"unknown platform {platform!r}")
     rid = refund_id or str(uuid.uuid4().int % 10**12)

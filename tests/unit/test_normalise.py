@@ -31,8 +31,10 @@ from chalicelib.domain.normalise import (
     SHIPPING_NAME,
     normalise,
     normalise_refund,
+    order_key_for,
     refund_event_problems,
 )
+from chalicelib.domain.order_state import order_key, parse_order_key
 from chalicelib.domain.taxcodes import TaxCodeTable
 from chalicelib.domain.validation import check, validate
 
@@ -90,7 +92,7 @@ def assert_valid(order: InvoiceOrder) -> None:
 # --- blue ----------------------------------------------------------------------------------------
 def test_payment_without_lines_becomes_one_default_line_for_the_whole_amount() -> None:
     o = normalise(paid("100.00"), make_store(), table=TABLE)
-    assert o.order_key == "shop-1:o-1"
+    assert o.order_key == order_key("shop-1", "shopify", "o-1") == "shop-1:shopify:o-1"
     assert o.colour is InvoiceColour.BLUE
     (ln,) = o.lines
     assert (ln.tax_code, ln.tax_rate, ln.short_name) == (SOFTWARE.tax_code, D("0.06"), "信息技术服务")
@@ -259,7 +261,7 @@ def _blue() -> InvoiceOrder:
 def test_full_refund_negates_every_line_and_nets_discounts() -> None:
     blue = _blue()
     r = normalise_refund(refund("100.00"), make_store(), blue, already_reversed=D(0))
-    assert r.order_key == "shop-1:o-1:refund:r-1"
+    assert r.order_key == order_key("shop-1", "shopify", "o-1", "r-1")
     assert r.colour is InvoiceColour.RED and r.red_reason is RedReason.RETURN
     assert not any(ln.is_discount for ln in r.lines)
     assert [ln.original_line_no for ln in r.lines] == [1, 3, 4]  # blue line 2 is the discount line
@@ -344,7 +346,24 @@ def test_previous_reds_must_match_the_reversed_total() -> None:
 def test_refund_key_falls_back_to_the_event_id() -> None:
     event = refund("1.00").model_copy(update={"refund_id": None})
     r = normalise_refund(event, make_store(), _blue(), already_reversed=D(0))
-    assert r.order_key == "shop-1:o-1:refund:evt-r-1"
+    assert r.order_key == order_key("shop-1", "shopify", "o-1", "evt-r-1")
+
+
+def test_the_invoice_carries_the_key_the_intake_records_it_under() -> None:
+    store, blue = make_store(), _blue()
+    assert blue.order_key == order_key_for(store, paid())
+    event = refund("10.00")
+    red = normalise_refund(event, store, blue, already_reversed=D(0))
+    assert red.order_key == order_key_for(store, event)
+    assert parse_order_key(red.order_key).blue == parse_order_key(blue.order_key)
+
+
+def test_one_order_number_on_two_platforms_is_two_keys() -> None:
+    store = make_store()
+    shopify = normalise(paid(order_id="1001"), store, table=TABLE)
+    woo = normalise(paid(order_id="1001", platform="woocommerce"), store, table=TABLE)
+    assert shopify.order_key != woo.order_key
+    assert {parse_order_key(o.order_key).platform for o in (shopify, woo)} == {"shopify", "woocommerce"}
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from chalicelib.domain.models import (
     ZeroRateFlag,
 )
 from chalicelib.domain.normalise import normalise, normalise_refund
+from chalicelib.domain.order_state import order_key
 from chalicelib.domain.taxcodes import VAT_RATES, TaxCodeTable
 from chalicelib.domain.validation import check, validate
 from tests.unit.test_normalise import make_store
@@ -153,7 +154,7 @@ any_line = st.builds(
 parties = st.builds(Party, name=short_text, tax_id=tax_ids, address=short_text, phone=short_text)
 any_order = st.builds(
     InvoiceOrder,
-    order_key=st.just("k"),
+    order_key=st.just(order_key("s", "standard", "o")),
     store_id=st.just("s"),
     order_id=st.just("o"),
     colour=st.sampled_from(list(InvoiceColour)),

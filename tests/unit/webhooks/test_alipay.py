@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from chalicelib.domain.errors import IgnoredEvent, MalformedPayload, SignatureInvalid, WebhookError
 from chalicelib.domain.models import EventKind
+from chalicelib.domain.order_state import order_key
 from chalicelib.webhooks import alipay
 from chalicelib.webhooks.base import Outcome
 
@@ -182,7 +183,7 @@ def test_key_formats_and_rotation(keys: Keys, form: str) -> None:
 
 def test_reply_is_plain_success() -> None:
     for outcome in Outcome:
-        r = alipay.reply(outcome, order_key="s:o", status="queued")
+        r = alipay.reply(outcome, order_key=order_key("s", alipay.NAME, "o"), status="queued")
         assert (r.status, r.body, r.content_type) == (200, b"success", "text/plain")
     assert alipay.NAME == "alipay" and alipay.SIGNS_TIMESTAMP is False
 

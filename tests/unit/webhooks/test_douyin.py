@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from chalicelib.domain.errors import IgnoredEvent, MalformedPayload, SignatureInvalid, WebhookError
 from chalicelib.domain.models import EventKind
+from chalicelib.domain.order_state import order_key
 from chalicelib.webhooks import douyin
 from chalicelib.webhooks.base import Outcome
 
@@ -109,7 +110,7 @@ def test_shop_filter_ignores_other_shops() -> None:
 
 def test_reply_is_what_doudian_expects() -> None:
     for outcome in Outcome:
-        r = douyin.reply(outcome, order_key="s:o", status="queued")
+        r = douyin.reply(outcome, order_key=order_key("s", douyin.NAME, "o"), status="queued")
         assert r.status == 200 and json.loads(r.body) == {"code": 0, "msg": "success"}
     assert douyin.NAME == "douyin" and douyin.SIGNS_TIMESTAMP is False
 

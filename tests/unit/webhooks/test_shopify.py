@@ -17,6 +17,7 @@ from shopify_app import verify_webhook_req
 
 from chalicelib.domain.errors import IgnoredEvent, MalformedPayload, SignatureInvalid
 from chalicelib.domain.models import BuyerType, EventKind
+from chalicelib.domain.order_state import order_key
 from chalicelib.webhooks import shopify
 from chalicelib.webhooks.base import Outcome
 from tests.unit.webhooks._fuzz import header_values, json_values, load_fixture, mutated, only_webhook_errors
@@ -286,11 +287,12 @@ def test_malformed_refund_names_the_field(mutate: Any, field: str) -> None:
 
 
 def test_reply_is_2xx_json() -> None:
-    queued = shopify.reply(Outcome.QUEUED, order_key="s1:A1", status="queued")
+    key = order_key("s1", shopify.NAME, "A1")
+    queued = shopify.reply(Outcome.QUEUED, order_key=key, status="queued")
     assert queued.status == 202
-    assert json.loads(queued.body) == {"order_key": "s1:A1", "status": "queued", "outcome": "queued"}
+    assert json.loads(queued.body) == {"order_key": key, "status": "queued", "outcome": "queued"}
     for outcome in (Outcome.DUPLICATE, Outcome.IGNORED):
-        again = shopify.reply(outcome, order_key="s1:A1", status="issued")
+        again = shopify.reply(outcome, order_key=key, status="issued")
         assert again.status == 200
         assert again.content_type == "application/json"
         assert json.loads(again.body)["outcome"] == outcome.value

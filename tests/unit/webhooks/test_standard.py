@@ -15,6 +15,7 @@ from standardwebhooks import Webhook
 
 from chalicelib.domain.errors import IgnoredEvent, MalformedPayload, SignatureInvalid, TimestampOutOfWindow
 from chalicelib.domain.models import BuyerType, EventKind
+from chalicelib.domain.order_state import order_key
 from chalicelib.webhooks import standard
 from chalicelib.webhooks.base import Outcome
 from tests.unit.webhooks._fuzz import header_values, json_values, load_fixture, mutated, only_webhook_errors
@@ -282,11 +283,12 @@ def test_signed_garbage_is_malformed(raw: bytes) -> None:
 
 
 def test_reply_is_2xx_json() -> None:
-    queued = standard.reply(Outcome.QUEUED, order_key="s1:A1", status="queued")
+    key = order_key("s1", standard.NAME, "A1")
+    queued = standard.reply(Outcome.QUEUED, order_key=key, status="queued")
     assert queued.status == 202
-    assert json.loads(queued.body) == {"order_key": "s1:A1", "status": "queued", "outcome": "queued"}
+    assert json.loads(queued.body) == {"order_key": key, "status": "queued", "outcome": "queued"}
     for outcome in (Outcome.DUPLICATE, Outcome.IGNORED):
-        again = standard.reply(outcome, order_key="s1:A1", status="issued")
+        again = standard.reply(outcome, order_key=key, status="issued")
         assert again.status == 200
         assert again.content_type == "application/json"
         assert json.loads(again.body)["outcome"] == outcome.value

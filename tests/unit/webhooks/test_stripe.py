@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from chalicelib.domain.errors import IgnoredEvent, MalformedPayload, SignatureInvalid, TimestampOutOfWindow
 from chalicelib.domain.models import EventKind
+from chalicelib.domain.order_state import order_key
 from chalicelib.webhooks import stripe as stripe_hook
 from chalicelib.webhooks.base import Outcome
 from tests.unit.webhooks._fuzz import header_values, json_values, load_fixture, mutated, only_webhook_errors
@@ -281,11 +282,12 @@ def test_refund_without_amount_refunded_names_it() -> None:
 
 
 def test_reply_is_2xx_json() -> None:
-    queued = stripe_hook.reply(Outcome.QUEUED, order_key="s1:A1", status="queued")
+    key = order_key("s1", stripe_hook.NAME, "A1")
+    queued = stripe_hook.reply(Outcome.QUEUED, order_key=key, status="queued")
     assert queued.status == 202
-    assert json.loads(queued.body) == {"order_key": "s1:A1", "status": "queued", "outcome": "queued"}
+    assert json.loads(queued.body) == {"order_key": key, "status": "queued", "outcome": "queued"}
     for outcome in (Outcome.DUPLICATE, Outcome.IGNORED):
-        again = stripe_hook.reply(outcome, order_key="s1:A1", status="issued")
+        again = stripe_hook.reply(outcome, order_key=key, status="issued")
         assert again.status == 200
         assert again.content_type == "application/json"
         assert json.loads(again.body)["outcome"] == outcome.value

@@ -31,6 +31,7 @@ from chalicelib.domain.errors import (
     WebhookError,
 )
 from chalicelib.domain.models import EventKind
+from chalicelib.domain.order_state import order_key
 from chalicelib.webhooks import wechatpay
 from chalicelib.webhooks.base import Outcome
 
@@ -197,7 +198,7 @@ def test_missing_signature_type_is_tolerated(keys: Keys, secrets: dict[str, Any]
 
 def test_reply_is_what_wechat_expects() -> None:
     for outcome in Outcome:
-        r = wechatpay.reply(outcome, order_key="s:o", status="queued")
+        r = wechatpay.reply(outcome, order_key=order_key("s", wechatpay.NAME, "o"), status="queued")
         assert r.status == 200
         assert json.loads(r.body) == {"code": "SUCCESS", "message": "成功"}
         assert r.content_type == "application/json"

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from chalicelib.domain.errors import IgnoredEvent, MalformedPayload, SignatureInvalid
 from chalicelib.domain.models import EventKind
+from chalicelib.domain.order_state import order_key
 from chalicelib.webhooks import woocommerce
 from chalicelib.webhooks.base import Outcome
 from tests.unit.webhooks._fuzz import header_values, json_values, load_fixture, mutated, only_webhook_errors
@@ -242,11 +243,12 @@ def test_legacy_payload_is_explained() -> None:
 
 
 def test_reply_is_2xx_json() -> None:
-    queued = woocommerce.reply(Outcome.QUEUED, order_key="s1:A1", status="queued")
+    key = order_key("s1", woocommerce.NAME, "A1")
+    queued = woocommerce.reply(Outcome.QUEUED, order_key=key, status="queued")
     assert queued.status == 202
-    assert json.loads(queued.body) == {"order_key": "s1:A1", "status": "queued", "outcome": "queued"}
+    assert json.loads(queued.body) == {"order_key": key, "status": "queued", "outcome": "queued"}
     for outcome in (Outcome.DUPLICATE, Outcome.IGNORED):
-        again = woocommerce.reply(outcome, order_key="s1:A1", status="issued")
+        again = woocommerce.reply(outcome, order_key=key, status="issued")
         assert again.status == 200
         assert again.content_type == "application/json"
         assert json.loads(again.body)["outcome"] == outcome.value

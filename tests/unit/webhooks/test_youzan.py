@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from chalicelib.domain.errors import IgnoredEvent, MalformedPayload, SignatureInvalid, WebhookError
 from chalicelib.domain.models import BuyerType, EventKind
+from chalicelib.domain.order_state import order_key
 from chalicelib.webhooks import youzan
 from chalicelib.webhooks.base import Outcome
 
@@ -151,7 +152,7 @@ def test_secret_rotation_and_kdt_filter() -> None:
 
 def test_reply_is_what_youzan_expects() -> None:
     for outcome in Outcome:
-        r = youzan.reply(outcome, order_key="s:o", status="queued")
+        r = youzan.reply(outcome, order_key=order_key("s", youzan.NAME, "o"), status="queued")
         assert r.status == 200 and json.loads(r.body) == {"code": 0, "msg": "success"}
     assert youzan.NAME == "youzan" and youzan.SIGNS_TIMESTAMP is False
 
