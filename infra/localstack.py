@@ -6,11 +6,17 @@ Starts, in order, each as a real process on 127.0.0.1:
    the example stores and their sample secrets, the tax classification table;
 3. the tax sandbox (default port 8900), speaking both tax protocols;
 4. the HTTP API through ``chalice local`` (default port 8000);
-5. the worker runner, long-polling the queue and invoking the SQS handler.
+5. the worker runner (infra/worker_runner.py), long-polling the queue and invoking the SQS handler;
+6. the scheduler (infra/scheduler.py), invoking every ``@app.schedule`` handler on its rate.
 
-It prints what runs where and a ready-to-paste signed request. Ctrl-C stops everything; a second run
-first stops what a previous, killed run left behind (pid file in .local/), so ports are never stale.
+It prints what runs where and a ready-to-paste signed request, then supervises: the API, the worker
+and the scheduler hold no state and are restarted when they die (a line says so; one that dies
+``MAX_RESTARTS`` times within ``RESTART_WINDOW_SECONDS`` is left stopped); the embedded AWS and the
+sandbox hold all the data, so when one of them dies the stack says that the data is lost and stops.
+Ctrl-C (or SIGTERM) stops everything; a second run first stops what a previous, killed run left
+behind (pid file in .local/), so ports are never stale.
 Ports: --aws-port/--api-port/--sandbox-port or EINVOICE_AWS_PORT/EINVOICE_API_PORT/EINVOICE_SANDBOX_PORT.
+The children read EINVOICE_WORKER_CONCURRENCY, EINVOICE_WORKER_TIMEOUT and EINVOICE_SCHEDULE_SCALE.
 """
 
 from __future__ import annotations
@@ -26,8 +32,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Logs, pid file and stack.json; tests point it elsewhere so they never touch a developer's running stack.
@@ -36,6 +44,14 @@ PIDFILE = STATE / "pids.json"
 STACK_FILE = STATE / "stack.json"
 REGION = "cn-north-1"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": REGION}
+#: A restartable child that dies this often within the window is left stopped (it crash-loops).
+MAX_RESTARTS = 5
+RESTART_WINDOW_SECONDS = 60.0
+#: What is lost when a stateful child dies: the stack cannot go on without it.
+HOLDS = {
+    "aws": "the embedded AWS held all the data (tables, queue, buckets, secrets)",
+    "sandbox": "the tax sandbox held every invoice it issued",
+}
 
 
 def _port_free(port: int) -> bool:
@@ -48,15 +64,23 @@ def _port_free(port: int) -> bool:
         return True
 
 
+def _kill_group(pid: int, sig: signal.Signals = signal.SIGKILL) -> None:
+    """Signal a child's process group (start_new_session: its own), leftovers of a dead leader too."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
 def _stop_stale() -> None:
     """Stop the process groups a previous run recorded (it was killed without cleaning up)."""
     if not PIDFILE.exists():
         return
     with contextlib.suppress(ValueError, OSError):
-        for pid in json.loads(PIDFILE.read_text()).values():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(int(pid), signal.SIGTERM)
+        groups = [int(pid) for pid in json.loads(PIDFILE.read_text()).values()]
+        for pgid in groups:
+            _kill_group(pgid, signal.SIGTERM)
         time.sleep(1)
+        for pgid in groups:  # what did not stop: an orphaned worker container busy with a batch
+            _kill_group(pgid)
     PIDFILE.unlink(missing_ok=True)
 
 
@@ -75,31 +99,62 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], name: str, timeout: floa
     raise SystemExit(f"{name} did not answer on {url} within {timeout:.0f}s")
 
 
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes]
+    log: IO[bytes]
+    restarts: int = 0
+    recent: deque[float] = field(default_factory=deque)
+    given_up: bool = False
+
+    @property
+    def log_path(self) -> Path:
+        return STATE / f"{self.name}.log"
+
+
 class Stack:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.children: dict[str, Child] = {}
         self.env: dict[str, str] = {}
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = open(STATE / f"{name}.log", "wb")  # noqa: SIM115 - closed when the process ends
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.procs[name] = proc
-        PIDFILE.write_text(json.dumps({n: p.pid for n, p in self.procs.items()}))
-        return proc
+        log = open(STATE / f"{name}.log", "wb")  # noqa: SIM115 - closed when the stack stops
+        self.children[name] = Child(name, argv, env, self._popen(argv, env, log), log)
+        self._write_pids()
+        return self.children[name].proc
+
+    @staticmethod
+    def _popen(argv: list[str], env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def _write_pids(self) -> None:
+        live = {n: c.proc.pid for n, c in self.children.items() if not c.given_up}
+        partial = PIDFILE.with_suffix(".tmp")
+        partial.write_text(json.dumps(live))
+        partial.replace(PIDFILE)  # whole or not at all, for whoever reads it meanwhile
 
     def stop(self) -> None:
-        for proc in reversed(list(self.procs.values())):
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-        for name, proc in self.procs.items():
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                print(f"{name} did not stop in time: killed")
+        """The API, worker and scheduler first (they talk to the others while stopping), then the state."""
+        children = list(reversed(self.children.values()))
+        for phase in ([c for c in children if c.name not in HOLDS], [c for c in children if c.name in HOLDS]):
+            for child in phase:
+                _kill_group(child.proc.pid, signal.SIGTERM)
+            for child in phase:
+                try:
+                    child.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    print(f"{child.name} did not stop in time: killed")
+                _kill_group(child.proc.pid)  # whatever it left behind (a worker's containers)
+                child.proc.wait()
+                child.log.close()
         PIDFILE.unlink(missing_ok=True)
 
     def start(self) -> None:
@@ -170,8 +225,9 @@ class Stack:
         )
         _wait_http(f"http://127.0.0.1:{a.api_port}/health", api, "api")
 
-        print("starting the worker …", flush=True)
+        print("starting the worker and the scheduler …", flush=True)
         self.spawn("worker", [sys.executable, "-m", "infra.worker_runner"], run_env)
+        self.spawn("scheduler", [sys.executable, "-m", "infra.scheduler"], run_env)
         self.summary(aws_url, sandbox_url, seeded)
 
     def summary(self, aws_url: str, sandbox_url: str, seeded: dict[str, Any]) -> None:
@@ -180,15 +236,25 @@ class Stack:
         from infra.cli import sample_webhook
 
         sample = sample_webhook(api, seeded["sample_store"], seeded["sample_secret"])
+        from infra.scheduler import scale_from_env
+        from infra.worker_runner import concurrency_from_env, timeout_from_env
+
+        logs, scale = _shown(STATE), scale_from_env()
+        rates = f"its rate ÷ {scale:g}" if scale != 1 else "its rate"
         print(
             f"""
 einvoice is running locally (stage 'local'):
-  API            {api}            (chalice local)   log: .local/api.log
-  embedded AWS   {aws_url}        (moto server)     log: .local/aws.log
-  tax sandbox    {sandbox_url}    (sta + nuonuo)    log: .local/sandbox.log
-  worker         long-polling {self.env["ISSUE_QUEUE_URL"]}   log: .local/worker.log
+  API            {api:<28}  (chalice local)   log: {logs}/api.log
+  embedded AWS   {aws_url:<28}  (moto server)     log: {logs}/aws.log
+  tax sandbox    {sandbox_url:<28}  (sta + nuonuo)    log: {logs}/sandbox.log
+  worker         app:worker × {concurrency_from_env()} (timeout {timeout_from_env():g} s), long-polling
+                 {self.env["ISSUE_QUEUE_URL"]}   log: {logs}/worker.log
+  scheduler      every @app.schedule handler on {rates}   log: {logs}/scheduler.log
   stores         {", ".join(seeded["stores"])}
-  CLI            .venv/bin/einvoice stores list     (reads .local/stack.json)
+  CLI            .venv/bin/einvoice stores list     (reads {logs}/stack.json)
+
+API, worker and scheduler are restarted if they die; if the embedded AWS or the sandbox dies, its data
+is gone and the stack stops.
 
 A signed sample webhook (Standard Webhooks, valid for 5 minutes; `einvoice webhook sample {seeded["sample_store"]}`
 prints a fresh one):
@@ -200,12 +266,46 @@ Press Ctrl-C to stop everything.""",
         )
 
     def watch(self) -> int:
+        """Supervise until a stateful child dies: restart the others when they die."""
         while True:
-            for name, proc in self.procs.items():
-                if proc.poll() is not None:
-                    print(f"{name} stopped unexpectedly (exit {proc.returncode}); see .local/{name}.log")
+            for child in self.children.values():
+                if child.given_up or child.proc.poll() is None:
+                    continue
+                code = child.proc.returncode
+                if child.name in HOLDS:
+                    print(
+                        f"{child.name} exited ({code}): {HOLDS[child.name]}, and that state is lost; "
+                        f"stopping the stack (see {_shown(child.log_path)}). `make run` starts a fresh one.",
+                        flush=True,
+                    )
                     return 1
+                self.restart(child, code)
             time.sleep(0.5)
+
+    def restart(self, child: Child, code: int) -> None:
+        _kill_group(child.proc.pid)  # what it left behind: a killed worker's containers
+        now = time.monotonic()
+        while child.recent and now - child.recent[0] > RESTART_WINDOW_SECONDS:
+            child.recent.popleft()
+        if len(child.recent) >= MAX_RESTARTS:
+            child.given_up = True
+            child.log.close()
+            self._write_pids()
+            print(
+                f"{child.name} exited ({code}) again: {MAX_RESTARTS} restarts within {RESTART_WINDOW_SECONDS:.0f} s, "
+                f"so it is crash-looping and is left stopped; see {_shown(child.log_path)}. The rest keeps running; "
+                "fix the cause and start `make run` again (Ctrl-C stops everything).",
+                flush=True,
+            )
+            return
+        child.recent.append(now)
+        child.restarts += 1
+        line = f"{child.name} exited ({code}); restarted (restart {child.restarts})"
+        child.log.write(f"\n--- {line} at {time.strftime('%H:%M:%S')} ---\n".encode())
+        child.log.flush()
+        child.proc = self._popen(child.argv, child.env, child.log)
+        self._write_pids()
+        print(line, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,43 +1,95 @@
-"""Run the SQS worker locally: long-poll the queue, invoke app.worker with real SQS event shapes.
+"""Run the SQS worker locally the way Lambda runs it: long-poll the queue, invoke ``app:worker`` in warm containers.
 
 ``chalice local`` runs no SQS handlers, so ``make run`` starts this loop beside it. It behaves like the
 Lambda SQS event source with ``ReportBatchItemFailures``: messages the handler lists in
-``batchItemFailures`` stay on the queue (and reach the DLQ after ``maxReceiveCount`` receives);
-the others are deleted; a handler exception leaves the whole batch for a retry.
+``batchItemFailures`` stay on the queue untouched (and reach the DLQ after ``maxReceiveCount``
+receives); the others are deleted; an invocation that raises, crashes or times out leaves the whole
+batch, which reappears after the queue's visibility timeout. The runner never changes a message's
+visibility: the handler may do so itself (a retry schedule, handing back what it has no time for).
 
-    python -m infra.worker_runner [--once]
+    python -m infra.worker_runner [--handler app:worker] [--concurrency 4] [--timeout 60] [--once]
+
+The model, as in Lambda:
+
+- **concurrency**: N pollers (``--concurrency`` / ``EINVOICE_WORKER_CONCURRENCY``, default 4), each
+  receiving up to ``WORKER_BATCH_SIZE`` messages and handing the batch to its own container;
+- **containers**: a container is a long-lived child interpreter (``python -m infra.worker_runner
+  --serve app:worker``) that imports the handler once (the cold start) and then serves invocations one
+  at a time: the event and its deadline go in as a JSON line on its stdin, the result comes back as a
+  JSON line on a second pipe, so whatever the handler prints (Powertools' JSON logs) goes to the
+  runner's own output, as it goes to CloudWatch Logs. A fresh interpreter through ``subprocess``
+  rather than ``multiprocessing``: nothing of the runner (its boto3 client, threads, the parent's
+  ``__main__``) is inherited or pickled, the handler is named by a dotted path exactly as Lambda names
+  it, and the protocol is plain JSON like the Lambda runtime API's;
+- **timeout** (``--timeout`` / ``EINVOICE_WORKER_TIMEOUT``, default ``WORKER_TIMEOUT_SECONDS``): the
+  context's ``get_remaining_time_in_millis()`` counts down to the deadline; an invocation that has not
+  answered by then is killed with its container ("Task timed out after N seconds") and the next
+  batch gets a new one, as does the batch after a crash. Python cannot kill a thread: hence processes.
+
+A callable ``handler`` (tests, debugging) is invoked in this process instead: no container, no kill.
+SIGTERM / SIGINT: stop receiving, give in-flight invocations ``SHUTDOWN_GRACE_SECONDS`` to finish,
+then abandon them (their messages reappear after the visibility timeout) and stop the containers.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import importlib
+import json
 import os
+import select
 import signal
+import subprocess
 import sys
+import threading
 import time
+import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Protocol
 
 from chalicelib.config import WORKER_BATCH_SIZE, WORKER_TIMEOUT_SECONDS
 
 ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_HANDLER = "app:worker"
+FUNCTION_NAME = "einvoice-local-worker"
+#: How long a container may take to import its handler (Lambda's init phase is limited to 10 s).
+INIT_TIMEOUT_SECONDS = 30.0
+#: On SIGTERM/SIGINT, how long in-flight invocations may still run (below `make run`'s 10 s to SIGKILL).
+SHUTDOWN_GRACE_SECONDS = 5.0
+
+
+def concurrency_from_env() -> int:
+    return int(os.environ.get("EINVOICE_WORKER_CONCURRENCY", "4"))
+
+
+def timeout_from_env() -> float:
+    return float(os.environ.get("EINVOICE_WORKER_TIMEOUT", str(WORKER_TIMEOUT_SECONDS)))
 
 
 @dataclass
 class FakeLambdaContext:
     """The attributes Powertools and Chalice read from a Lambda context."""
 
-    function_name: str = "einvoice-local-worker"
+    function_name: str = FUNCTION_NAME
     function_version: str = "$LATEST"
     memory_limit_in_mb: int = 512
     aws_request_id: str = ""
-    invoked_function_arn: str = "arn:aws:lambda:cn-north-1:123456789012:function:einvoice-local-worker"
-    log_group_name: str = "/aws/lambda/einvoice-local-worker"
+    invoked_function_arn: str = ""
+    log_group_name: str = ""
     log_stream_name: str = "local"
+    #: time.monotonic() at which Lambda would kill the invocation.
     deadline: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.invoked_function_arn = (
+            self.invoked_function_arn or f"arn:aws:lambda:cn-north-1:123456789012:function:{self.function_name}"
+        )
+        self.log_group_name = self.log_group_name or f"/aws/lambda/{self.function_name}"
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
@@ -72,22 +124,301 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> di
     }
 
 
+def batch_failures(response: Any, message_ids: list[str]) -> set[str] | None:
+    """The message ids a ReportBatchItemFailures response keeps on the queue; None: the whole batch.
+
+    As Lambda reads it: no response, no or an empty ``batchItemFailures`` is a complete success; an
+    item without an ``itemIdentifier`` or naming a message not in the batch fails the whole batch.
+    """
+    if not isinstance(response, dict) or not response.get("batchItemFailures"):
+        return set()
+    failed = set()
+    for item in response["batchItemFailures"]:
+        ident = item.get("itemIdentifier") if isinstance(item, dict) else None
+        if not ident or ident not in message_ids:
+            return None
+        failed.add(ident)
+    return failed
+
+
+def load_dotted(path: str) -> Any:
+    """``module:attribute`` (Lambda's ``module.function``, with a colon so the module may be dotted)."""
+    module, _, attr = path.partition(":")
+    if not module or not attr:
+        raise ValueError(f"handler {path!r} is not module:function")
+    target: Any = importlib.import_module(module)
+    for part in attr.split("."):
+        target = getattr(target, part)
+    return target
+
+
+# --- invocations ---------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    """What became of one invocation."""
+
+    result: Any = None
+    #: the handler raised: "ErrorType: message" (a container stays warm after it, as in Lambda)
+    error: str | None = None
+    #: the container is gone: timed out (killed) or crashed; a new one serves the next invocation
+    lost: str | None = None
+
+
+class ContainerError(RuntimeError):
+    """A container could not start: its handler does not import."""
+
+
+class Invoker(Protocol):
+    def warm(self) -> float | None:
+        """Make ready to invoke; the cold start's seconds if one was needed."""
+
+    def invoke(self, event: dict[str, Any], timeout: float, request_id: str) -> Outcome: ...
+
+    def abort(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class InProcess:
+    """A callable handler invoked in this process: the timeout is told to it, not enforced."""
+
+    def __init__(self, handler: Callable[[dict[str, Any], FakeLambdaContext], Any], function_name: str) -> None:
+        self.handler = handler
+        self.function_name = function_name
+
+    def warm(self) -> float | None:
+        return None
+
+    def invoke(self, event: dict[str, Any], timeout: float, request_id: str) -> Outcome:
+        context = FakeLambdaContext(
+            function_name=self.function_name, aws_request_id=request_id, deadline=time.monotonic() + timeout
+        )
+        try:
+            return Outcome(result=self.handler(event, context))
+        except Exception as exc:
+            return Outcome(error=f"{exc.__class__.__name__}: {exc}")
+
+    def abort(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Container:
+    """One warm execution environment: a child interpreter serving invocations of ``handler`` over pipes.
+
+    One thread uses it at a time; ``abort()`` (kill whatever runs) may come from any thread.
+    """
+
+    def __init__(self, handler: str, function_name: str) -> None:
+        self.handler = handler
+        self.function_name = function_name
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._replies: IO[bytes] | None = None
+        self._buffer = b""
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def pid(self) -> int | None:
+        proc = self.proc
+        return proc.pid if proc and proc.poll() is None else None
+
+    def warm(self) -> float | None:
+        with self._lock:
+            if self._closed:
+                raise ContainerError("the container was closed: stopping")
+            if self.proc is not None and self.proc.poll() is None:
+                return None
+            self._discard()
+            return self._start()
+
+    def _start(self) -> float:
+        started = time.monotonic()
+        read_end, write_end = os.pipe()
+        try:
+            argv = ["--serve", self.handler, "--reply-fd", str(write_end), "--function-name", self.function_name]
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "infra.worker_runner", *argv],
+                cwd=ROOT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                stdin=subprocess.PIPE,
+                pass_fds=(write_end,),
+            )
+        finally:
+            os.close(write_end)
+        self._replies, self._buffer = os.fdopen(read_end, "rb", buffering=0), b""
+        try:
+            reply = self._reply(started + INIT_TIMEOUT_SECONDS)
+        except TimeoutError:
+            reply = {"init_error": f"no answer within {INIT_TIMEOUT_SECONDS:.0f} s"}
+        if not reply or "ready" not in reply:
+            self._discard(kill=True)
+            detail = (reply or {}).get("init_error", "the container exited")
+            raise ContainerError(f"cannot start {self.handler}: {detail}")
+        return time.monotonic() - started
+
+    def invoke(self, event: dict[str, Any], timeout: float, request_id: str) -> Outcome:
+        with self._lock:
+            if self.proc is None or self.proc.stdin is None:
+                return Outcome(lost="no container")
+            request = {"event": event, "deadline_ms": int((time.time() + timeout) * 1000), "request_id": request_id}
+            deadline = time.monotonic() + timeout
+            try:
+                self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+                self.proc.stdin.flush()
+                reply = self._reply(deadline)
+            except TimeoutError:
+                self._discard(kill=True)
+                return Outcome(lost=f"Task timed out after {timeout:.2f} seconds")
+            except OSError:
+                reply = None
+            if reply is None:
+                return Outcome(lost=f"the container exited ({self._discard(kill=True)})")
+            if "error" in reply:
+                return Outcome(error=reply["error"])
+            return Outcome(result=reply.get("result"))
+
+    def abort(self) -> None:
+        """Kill the container now, whatever it is doing (the thread invoking it sees it exit)."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+
+    def close(self) -> None:
+        """Stop the container for good: it ends when its input does (after the invocation in flight)."""
+        self._closed = True
+        with self._lock:
+            self._discard()
+
+    def _discard(self, *, kill: bool = False) -> int | None:
+        """Let go of the current child (ending its input, or killing it); its exit code."""
+        proc, self.proc = self.proc, None
+        if self._replies is not None:
+            self._replies.close()
+            self._replies = None
+        if proc is None:
+            return None
+        if kill:
+            proc.kill()
+        elif proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+        try:
+            return proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait()
+
+    def _reply(self, deadline: float) -> dict[str, Any] | None:
+        """The container's next JSON line; None when it closed the pipe (exited); TimeoutError at the deadline."""
+        assert self._replies is not None
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            if not select.select([self._replies], [], [], remaining)[0]:
+                continue
+            chunk = self._replies.read(65536)
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+
+def serve(handler_path: str, reply_fd: int, function_name: str) -> int:
+    """Inside a container: import the handler once, then invoke it for every request line until stdin ends."""
+    # The runner decides when its containers stop: a Ctrl-C reaching the whole process group (or
+    # `make run` stopping the worker's group) must not cut an invocation short behind its back.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.path.insert(0, str(ROOT))
+    replies = os.fdopen(reply_fd, "wb")
+
+    def reply(line: str) -> None:
+        replies.write(line.encode() + b"\n")
+        replies.flush()
+
+    try:
+        handler = load_dotted(handler_path)
+    except Exception as exc:
+        traceback.print_exc()
+        reply(json.dumps({"init_error": f"{exc.__class__.__name__}: {exc}"}))
+        return 1
+    reply(json.dumps({"ready": True}))
+    for line in sys.stdin.buffer:
+        request = json.loads(line)
+        remaining = request["deadline_ms"] / 1000 - time.time()
+        context = FakeLambdaContext(
+            function_name=function_name, aws_request_id=request["request_id"], deadline=time.monotonic() + remaining
+        )
+        try:
+            reply(json.dumps({"result": handler(request["event"], context)}))
+        except Exception as exc:
+            traceback.print_exc()
+            reply(json.dumps({"error": f"{exc.__class__.__name__}: {exc}"}))
+    return 0
+
+
+# --- the event source ----------------------------------------------------------------------------
+class _Slot:
+    """One unit of concurrency: a poller and its container."""
+
+    def __init__(self, index: int, invoker: Invoker) -> None:
+        self.index = index
+        self.invoker = invoker
+        self.idle = threading.Event()
+        self.idle.set()
+
+
 class WorkerRunner:
-    def __init__(self, sqs: Any, queue_url: str, handler: Any, *, wait_seconds: int = 5) -> None:
+    def __init__(
+        self,
+        sqs: Any,
+        queue_url: str,
+        handler: str | Callable[[dict[str, Any], FakeLambdaContext], Any] = DEFAULT_HANDLER,
+        *,
+        wait_seconds: int = 5,
+        timeout: float = WORKER_TIMEOUT_SECONDS,
+        concurrency: int = 1,
+        batch_size: int = WORKER_BATCH_SIZE,
+        function_name: str = FUNCTION_NAME,
+    ) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
-        self.handler = handler
         self.wait_seconds = wait_seconds
+        self.timeout = timeout
+        self.batch_size = batch_size
         attrs = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
         self.queue_arn = attrs["QueueArn"]
         self.region = sqs.meta.region_name
-        self.stopping = False
 
-    def poll_once(self) -> tuple[int, int]:
-        """One receive + invoke + settle. Returns (received, failed)."""
+        def invoker() -> Invoker:
+            if isinstance(handler, str):
+                return Container(handler, function_name)
+            return InProcess(handler, function_name)
+
+        self.slots = [_Slot(i, invoker()) for i in range(concurrency)]
+        self.stopping = threading.Event()
+        self._abandon = threading.Event()
+        self._lock = threading.RLock()  # re-entrant: stop() runs in a signal handler
+
+    @staticmethod
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    def poll_once(self, slot: int = 0) -> tuple[int, int]:
+        """One receive + invoke + settle on one slot. Returns (received, failed)."""
+        s = self.slots[slot]
+        cold = s.invoker.warm()
+        if cold is not None:
+            self.say(f"worker[{slot}]: cold start in {cold:.2f} s")
         reply = self.sqs.receive_message(
             QueueUrl=self.queue_url,
-            MaxNumberOfMessages=WORKER_BATCH_SIZE,
+            MaxNumberOfMessages=self.batch_size,
             WaitTimeSeconds=self.wait_seconds,
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
@@ -95,55 +426,149 @@ class WorkerRunner:
         messages = reply.get("Messages", [])
         if not messages:
             return 0, 0
-        context = FakeLambdaContext(
-            aws_request_id=str(uuid.uuid4()), deadline=time.monotonic() + WORKER_TIMEOUT_SECONDS
-        )
+        with self._lock:
+            if self.stopping.is_set():
+                self._release(messages)
+                return 0, 0
+            s.idle.clear()
         try:
-            result = self.handler(sqs_event(messages, self.queue_arn, self.region), context)
-        except Exception as exc:  # a crashed invocation: Lambda would retry the whole batch
-            print(f"worker: batch of {len(messages)} failed: {exc.__class__.__name__}: {exc}", file=sys.stderr)
-            return len(messages), len(messages)
-        failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
+            return self._invoke(s, messages)
+        finally:
+            s.idle.set()
+
+    def _invoke(self, slot: _Slot, messages: list[dict[str, Any]]) -> tuple[int, int]:
+        n, request_id, started = len(messages), str(uuid.uuid4()), time.monotonic()
+        outcome = slot.invoker.invoke(sqs_event(messages, self.queue_arn, self.region), self.timeout, request_id)
+        took = f"{time.monotonic() - started:.2f} s"
+        tag = f"worker[{slot.index}]: request {request_id}"
+        if outcome.lost:
+            why = "abandoned at shutdown" if self.stopping.is_set() else outcome.lost
+            self.say(f"{tag}: {why}; batch of {n} left on the queue; container replaced")
+            return n, n
+        if outcome.error:
+            self.say(f"{tag}: batch of {n} failed in {took}: {outcome.error}")
+            return n, n
+        failed = batch_failures(outcome.result, [m["MessageId"] for m in messages])
+        if failed is None:
+            self.say(f"{tag}: batch of {n}: invalid batchItemFailures {outcome.result!r}; whole batch left")
+            return n, n
         done = [m for m in messages if m["MessageId"] not in failed]
         if done:
-            self.sqs.delete_message_batch(
+            deleted = self.sqs.delete_message_batch(
                 QueueUrl=self.queue_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
             )
-        return len(messages), len(failed)
+            for miss in deleted.get("Failed", []):
+                self.say(f"{tag}: could not delete a message: {miss.get('Code')} {miss.get('Message', '')}")
+        self.say(f"{tag}: batch of {n}, {len(failed)} failed, {took}")
+        return n, len(failed)
+
+    def _release(self, messages: list[dict[str, Any]]) -> None:
+        """Messages received as the runner stops, never handed to the handler: visible again at once."""
+        self.sqs.change_message_visibility_batch(
+            QueueUrl=self.queue_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                for i, m in enumerate(messages)
+            ],
+        )
+
+    def _poll_loop(self, slot: _Slot) -> None:
+        backoff = 1.0
+        while not self.stopping.is_set():
+            try:
+                self.poll_once(slot.index)
+                backoff = 1.0
+            except ContainerError as exc:
+                if self.stopping.is_set():
+                    return
+                self.say(f"worker[{slot.index}]: {exc}; trying again in {backoff:.0f} s")
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+            except Exception as exc:  # the embedded AWS went away: report and retry shortly
+                self.say(f"worker[{slot.index}]: cannot poll the queue: {exc}")
+                self.stopping.wait(1)
 
     def run(self) -> None:
-        while not self.stopping:
-            try:
-                received, failed = self.poll_once()
-            except Exception as exc:  # the embedded AWS went away: report and retry shortly
-                print(f"worker: cannot poll the queue: {exc}", file=sys.stderr)
-                time.sleep(1)
-                continue
-            if received:
-                print(f"worker: batch of {received}, {failed} failed", flush=True)
+        """Poll with every slot until stop(); then let in-flight invocations finish (or abandon them)."""
+        for slot in self.slots:
+            threading.Thread(target=self._poll_loop, args=(slot,), name=f"poller-{slot.index}", daemon=True).start()
+        while not self.stopping.wait(0.5):
+            pass
+        grace_ends = time.monotonic() + SHUTDOWN_GRACE_SECONDS
+        busy = [s for s in self.slots if not s.idle.is_set()]
+        if busy:
+            self.say(f"worker: stopping; waiting up to {SHUTDOWN_GRACE_SECONDS:.0f} s for {len(busy)} invocation(s)")
+        while busy and time.monotonic() < grace_ends and not self._abandon.is_set():
+            time.sleep(0.1)
+            busy = [s for s in busy if not s.idle.is_set()]
+        if busy:
+            self.say(
+                f"worker: abandoning {len(busy)} invocation(s); their batches reappear after the visibility timeout"
+            )
+            for slot in busy:
+                slot.invoker.abort()
+        self.close()
+
+    def stop(self) -> None:
+        """Stop receiving (a second call: abandon in-flight invocations at once)."""
+        with self._lock:
+            if self.stopping.is_set():
+                self._abandon.set()
+            self.stopping.set()
+
+    def close(self) -> None:
+        for slot in self.slots:
+            slot.invoker.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.worker_runner", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--once", action="store_true", help="process at most one batch and exit")
+    parser.add_argument("--handler", default=DEFAULT_HANDLER, help="module:function (default %(default)s)")
+    parser.add_argument("--queue-url", default=os.environ.get("ISSUE_QUEUE_URL"), help="default $ISSUE_QUEUE_URL")
+    parser.add_argument("--concurrency", type=int, default=concurrency_from_env(), help="pollers (default 4)")
+    parser.add_argument(
+        "--timeout", type=float, default=timeout_from_env(), help="seconds an invocation may run before it is killed"
+    )
     parser.add_argument("--wait", type=int, default=5, help="long-poll seconds")
+    parser.add_argument("--once", action="store_true", help="process at most one batch and exit")
+    # A container's side (the runner starts them): serve invocations of --serve HANDLER.
+    parser.add_argument("--serve", metavar="HANDLER", help=argparse.SUPPRESS)
+    parser.add_argument("--reply-fd", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--function-name", default=FUNCTION_NAME, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
+    if args.serve:
+        return serve(args.serve, args.reply_fd, args.function_name)
+    if not args.queue_url:
+        parser.error("no queue: set ISSUE_QUEUE_URL or pass --queue-url")
     import boto3
+    from botocore.config import Config
 
-    import app as app_module
-
-    sqs = boto3.client("sqs")
-    runner = WorkerRunner(sqs, os.environ["ISSUE_QUEUE_URL"], app_module.worker, wait_seconds=args.wait)
+    sqs = boto3.client("sqs", config=Config(max_pool_connections=max(10, args.concurrency + 2)))
+    runner = WorkerRunner(
+        sqs,
+        args.queue_url,
+        args.handler,
+        wait_seconds=args.wait,
+        timeout=args.timeout,
+        concurrency=1 if args.once else args.concurrency,
+    )
 
     def stop(*_: object) -> None:
-        runner.stopping = True
+        runner.stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    print(
+        f"worker: {args.handler} × {len(runner.slots)}, batches of ≤ {runner.batch_size}, timeout {args.timeout:g} s, "
+        f"long-polling {args.queue_url}",
+        flush=True,
+    )
     if args.once:
-        runner.poll_once()
+        try:
+            runner.poll_once()
+        finally:
+            runner.close()
     else:
         runner.run()
     return 0

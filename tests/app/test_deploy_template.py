@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from chalicelib.config import MAX_RECEIVE_COUNT, QUEUE_VISIBILITY_SECONDS, RETRY_SCHEDULE
 from infra.package import FUNCTION_GRANTS, package, role_id
-from infra.resources import MIN_RETENTION_DAYS, QUEUE_VISIBILITY_SECONDS, resource_set
+from infra.resources import MIN_RETENTION_DAYS, resource_set
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +31,20 @@ def test_the_worker_reports_partial_batch_failures_from_the_templates_queue(temp
     assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert source["Queue"] == {"Fn::GetAtt": ["IssueQueue", "Arn"]}
     timeout = template["Resources"]["Worker"]["Properties"]["Timeout"]
-    assert timeout * source["BatchSize"] < QUEUE_VISIBILITY_SECONDS
+    # A live invocation never loses its messages (the worker hides each one itself for as long as it
+    # needs), and a crashed one's come back within about 1.5 × the timeout.
+    assert timeout < QUEUE_VISIBILITY_SECONDS <= 2 * timeout
+    redrive = template["Resources"]["IssueQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive["maxReceiveCount"] == MAX_RECEIVE_COUNT
+    # The dead-letter queue only after the retry schedule's horizon (≥ 24 h) of retries.
+    assert RETRY_SCHEDULE.elapsed(MAX_RECEIVE_COUNT - 1) >= 24 * 3600
+
+
+def test_the_sweeper_runs_every_minute_with_least_privilege(template: dict[str, Any]) -> None:
+    events = template["Resources"]["Sweeper"]["Properties"]["Events"]
+    assert events == {"SweeperEvent": {"Type": "Schedule", "Properties": {"Schedule": "rate(1 minute)"}}}
+    policy = template["Resources"]["SweeperRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    assert {s["Sid"] for s in policy["Statement"]} == {"Logs", "Tracing", "Ledger", "SendToQueue", "DataKey"}
 
 
 def test_retention_is_at_least_five_years_and_object_lock_is_on(template: dict[str, Any]) -> None:

@@ -156,23 +156,37 @@ def test_when_sqs_is_down_the_answer_is_503_and_a_retry_is_not_a_duplicate(clien
     assert queued_messages(seeded, aws) == [{"order_key": key("A-6"), "kind": "paid"}]
 
 
-def test_the_outbox_sweeper_queues_what_a_crash_left_recorded(client: Any, seeded: Any, aws: Any) -> None:
+def test_the_sweeper_queues_what_a_crash_left_recorded(client: Any, seeded: Any, aws: Any) -> None:
+    """The API died between recording the order and handing it to SQS: the scheduled sweeper (invoked
+    as the real handler, once the outbox's grace period has passed) sends it, once."""
+    import time
+
     import app as app_module
     from chalicelib.adapters.ledger import Ledger
-    from chalicelib.services.outbox import sweep
 
     body, headers = signed(standard_event("A-7"))
-    with (
-        mock.patch.object(Ledger, "mark_queued", side_effect=RuntimeError("crash after send")),
-        mock.patch("chalicelib.adapters.queue.IssueQueue.send", return_value="m-1"),
-    ):
+    with mock.patch("chalicelib.adapters.queue.IssueQueue.send", side_effect=RuntimeError("crash before send")):
         r = client.http.post(URL, body=body, headers=headers)
     assert r.status_code == 500
-    ingest = app_module._ingest()
-    assert sweep(ingest.ledger, ingest.queue, grace_seconds=0) == 1
+    ledger = app_module._ingest().ledger
+    assert ledger.get_order(key("A-7")).status == "received"
+    tick = {
+        "version": "0",
+        "id": "e-1",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-12-01T00:00:00Z",
+        "region": "cn-north-1",
+        "resources": ["arn:aws:events:cn-north-1:123456789012:rule/sweeper"],
+        "detail": {},
+    }
+    assert app_module.sweeper(tick, None) == {"requeued": 0}  # within the grace period: left alone
+    with mock.patch.object(time, "time", return_value=time.time() + 121):
+        assert app_module.sweeper(tick, None) == {"requeued": 1}
+        assert app_module.sweeper(tick, None) == {"requeued": 0}  # postponed: not sent twice
     assert queued_messages(seeded, aws) == [{"order_key": key("A-7"), "kind": "paid"}]
-    assert ingest.ledger.get_order(key("A-7")).status == "queued"
-    assert sweep(ingest.ledger, ingest.queue, grace_seconds=0) == 0
+    assert isinstance(ledger, Ledger)
 
 
 def test_when_dynamodb_is_unreachable_the_answer_is_503(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:

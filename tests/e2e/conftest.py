@@ -47,7 +47,13 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSta
     state = tmp_path_factory.mktemp("local-stack")
     ports = {"aws": free_port(), "api": free_port(), "sandbox": free_port()}
     out = open(state / "make-run.out", "wb")  # noqa: SIM115 - closed below
-    env = {**os.environ, "EINVOICE_STATE_DIR": str(state), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "EINVOICE_STATE_DIR": str(state),
+        "PYTHONUNBUFFERED": "1",
+        "EINVOICE_SCHEDULE_SCALE": "20",  # the 1-minute sweeper every 3 s
+        "EINVOICE_WORKER_CONCURRENCY": "2",
+    }
     env.pop("AWS_ENDPOINT_URL", None)
     proc = subprocess.Popen(
         [
