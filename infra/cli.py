@@ -243,6 +243,8 @@ def cmd_webhook_sample(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from infra.cli_orders import add_commands as add_order_commands
+
     parser = argparse.ArgumentParser(prog="einvoice", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", help="a deployed CloudFormation stack name (default: env, then the local stack)")
     sub = parser.add_subparsers(dest="group", required=True)
@@ -271,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
         "order_key", help="store_id:platform:order_id (refunds: store_id:platform:order_id:refund:refund_id)"
     )
     p.set_defaults(func=cmd_orders_show)
+    add_order_commands(orders, sub)
 
     secrets = sub.add_parser("secrets", help="Secrets Manager values").add_subparsers(dest="command", required=True)
     p = secrets.add_parser("put", help="create or update a secret; the value is read from standard input")

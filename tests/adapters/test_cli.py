@@ -144,3 +144,67 @@ def test_an_invalid_taxcodes_file_is_refused_and_the_current_table_kept(
     code, _, err = run(["taxcodes", "import", str(path)], capsys)
     assert code == 2
     assert "entries[0]" in err
+
+
+def _failed_record(stack: Any, status: str) -> str:
+    """An order record driven to ``status`` through the ledger's own transitions."""
+    import time
+
+    from chalicelib.adapters.ledger import Ledger
+    from chalicelib.domain.order_state import OrderEvent, order_key
+
+    key = order_key("demo-shanghai", "shopify", f"R-{status}")
+    ledger = Ledger(stack.env["LEDGER_TABLE"])
+    assert (
+        ledger.create_order(key, "demo-shanghai", kind="paid", status="received", payload={"order": {}}, outbox=True)
+        is None
+    )
+    now = time.time()
+    assert ledger.transition(key, OrderEvent.CLAIM, now=now, claim_id="c", lease_until=now + 60, keep={"pin": "old"}).ok
+    event = {"failed": OrderEvent.FAIL, "blocked": OrderEvent.BLOCK, "retrying": OrderEvent.RETRY}[status]
+    assert ledger.transition(key, event, now=now, claim_id="c", add={"retries": 7}).ok
+    return key
+
+
+def _messages(aws: Any, url: str) -> list[dict[str, Any]]:
+    import json as _json
+
+    sqs = aws.client("sqs")
+    reply = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+    return [_json.loads(m["Body"]) for m in reply.get("Messages", [])]
+
+
+@pytest.mark.parametrize("status", ["failed", "blocked", "retrying"])
+def test_orders_retry_queues_again_and_always_queries_first(
+    stack: Any, aws: Any, capsys: pytest.CaptureFixture[str], status: str
+) -> None:
+    from chalicelib.adapters.ledger import Ledger
+
+    key = _failed_record(stack, status)
+    code, out, _ = run(["orders", "retry", key, *(["--repin"] if status == "blocked" else [])], capsys)
+    assert code == 0 and "queries serial" in out
+    fields = Ledger(stack.env["LEDGER_TABLE"]).issue_fields(key)
+    assert fields["status"] == "ambiguous"  # the next attempt queries by serial first
+    assert fields["retries"] == 0  # a fresh horizon
+    assert ("pin" in fields) is (status != "blocked")  # --repin forgets the old configuration
+    assert _messages(aws, stack.env["ISSUE_QUEUE_URL"]) == [{"order_key": key, "kind": "paid"}]
+
+
+def test_orders_retry_refuses_an_issued_or_unknown_order(stack: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["orders", "retry", "demo-shanghai:shopify:nope"], capsys)
+    assert code == 1 and "no order" in err
+
+
+def test_dlq_list_and_redrive(stack: Any, aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    import json as _json
+
+    key = _failed_record(stack, "retrying")
+    sqs = aws.client("sqs")
+    dlq = stack.env["ISSUE_DLQ_URL"]
+    sqs.send_message(QueueUrl=dlq, MessageBody=_json.dumps({"order_key": key, "kind": "paid"}))
+    sqs.send_message(QueueUrl=dlq, MessageBody="garbage")
+    code, out, _ = run(["dlq", "list"], capsys)
+    assert code == 0 and "2 message(s)" in out and key in out
+    code, out, err = run(["dlq", "redrive"], capsys)
+    assert code == 1 and "redriven 1" in out and "kept (not an issue message)" in err
+    assert _messages(aws, stack.env["ISSUE_QUEUE_URL"]) == [{"order_key": key, "kind": "paid"}]
