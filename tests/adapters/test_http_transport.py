@@ -7,6 +7,7 @@ import ipaddress
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -262,3 +263,43 @@ def test_a_tls_handshake_failure_on_an_idempotent_request_is_retried_then_retrya
 def test_verification_cannot_be_switched_off() -> None:
     with pytest.raises(TypeError):
         HttpTransport(verify=False)  # type: ignore[call-arg]
+
+
+class KeepAliveHandler(Handler):
+    protocol_version = "HTTP/1.1"
+    timeout = 0.3  # the server closes a connection idle for longer than this
+
+
+@pytest.fixture
+def keepalive_server() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), KeepAliveHandler)
+    start(server)
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_connections_are_kept_alive_between_calls(keepalive_server: ThreadingHTTPServer) -> None:
+    t = transport()
+    for _ in range(3):
+        assert t.send(post(url(keepalive_server, "/ok"))).status == 200
+    assert t.connections_opened == 1
+    assert keepalive_server.recorder.count("/ok") == 3  # type: ignore[attr-defined]
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced_not_reported_lost(
+    keepalive_server: ThreadingHTTPServer,
+) -> None:
+    t = transport()
+    assert t.send(post(url(keepalive_server, "/ok"))).status == 200
+    time.sleep(0.6)  # the server's idle timeout passes and it closes its end
+    assert t.send(post(url(keepalive_server, "/ok"))).status == 200  # not AmbiguousTaxError
+    assert t.connections_opened == 2
+    assert keepalive_server.recorder.count("/ok") == 2  # type: ignore[attr-defined]
+
+
+def test_an_http_1_0_server_gets_a_fresh_connection_every_time(http_server: ThreadingHTTPServer) -> None:
+    t = transport()
+    for _ in range(2):
+        assert t.send(post(url(http_server, "/ok"))).status == 200
+    assert t.connections_opened == 2
