@@ -1,11 +1,13 @@
 """Independent invoice rules of the sandbox (``shared/reference/tax-rules.md``), stdlib + decimal only.
 
 Both protocol front ends parse their wire payload into one neutral ``Draft`` (recording any malformed
-value as a ``Violation`` on the way) and call ``validate``. A violation names the wire field, a
-*category* the STA front end maps to its error code (FIELD → E1001, AMOUNT → E1002, TAXCODE → E1003,
-LIMIT → E1004, RED → E1005) and the Nuonuo code to use on that front end. Ledger-dependent rules
-(credit line, red forms, Σ red ≤ blue) live in ``state``. This module deliberately shares no code with
-``chalicelib.domain``: the sandbox is a second, independent reading of the same rules.
+value as a ``Violation`` on the way; both live in :mod:`chalicelib.sandbox.draft`, re-exported here)
+and call ``validate``. A violation names the wire field, a *category* the STA front end maps to its
+error code (FIELD → E1001, AMOUNT → E1002, TAXCODE → E1003, LIMIT → E1004, RED → E1005) and the Nuonuo
+code to use on that front end. This module owns the stateless rules, the tax id checks and the tax
+code table; ledger-dependent rules (credit line, red forms, Σ red ≤ blue) live in ``state`` and
+``red_forms``. It deliberately shares no code with ``chalicelib.domain``: the sandbox is a second,
+independent reading of the same rules.
 """
 
 # ruff: noqa: PLR0912, PLR0915 - rule checks are long flat lists of independent conditions
@@ -14,17 +16,57 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
-FIELD = "FIELD"
-AMOUNT = "AMOUNT"
-TAXCODE = "TAXCODE"
-LIMIT = "LIMIT"
-RED = "RED"
+from chalicelib.sandbox.draft import (
+    AMOUNT,
+    FIELD,
+    LIMIT,
+    RED,
+    TAXCODE,
+    Draft,
+    Line,
+    Names,
+    Outcome,
+    Violation,
+    decimals_of,
+    parse_decimal,
+    text,
+)
+
+__all__ = [
+    "AMOUNT",
+    "CENT",
+    "FIELD",
+    "INVOICE_TAX_TOLERANCE",
+    "LIMIT",
+    "LINE_TAX_TOLERANCE",
+    "MAX_LINES",
+    "PRICE_TOLERANCE",
+    "RATES",
+    "RED",
+    "TAXCODE",
+    "TAX_ID_LENGTHS",
+    "USCC_ALPHABET",
+    "USCC_WEIGHTS",
+    "ChecksumPolicy",
+    "Draft",
+    "Line",
+    "Names",
+    "Outcome",
+    "TaxCode",
+    "TaxCodeTable",
+    "Violation",
+    "check_tax_id",
+    "decimals_of",
+    "parse_decimal",
+    "text",
+    "uscc_valid",
+    "validate",
+]
 
 RATES = frozenset(Decimal(r) for r in ("0.13", "0.09", "0.06", "0.05", "0.03", "0.015", "0.01", "0"))
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -43,14 +85,6 @@ _SHORT_NAME_RE = re.compile(r"^\*([^*]+)\*(.*)$")
 class ChecksumPolicy(StrEnum):
     REJECT = "reject"
     WARN = "warn"
-
-
-@dataclass(frozen=True)
-class Violation:
-    category: str  # FIELD | AMOUNT | TAXCODE | LIMIT | RED
-    field: str  # the wire field name, e.g. "mxs[0].je" or "invoiceDetail[0].tax"
-    message: str
-    nuonuo_code: str = "E4000"
 
 
 @dataclass(frozen=True)
@@ -90,115 +124,6 @@ class TaxCodeTable:
 
     def all(self) -> list[TaxCode]:
         return sorted(self._codes.values(), key=lambda c: c.code)
-
-
-@dataclass
-class Names:
-    """Wire names of the neutral fields, so violations speak the caller's protocol."""
-
-    header: dict[str, str]
-    line: dict[str, str]
-    lines: str
-    line_name_max: int | None = None
-
-    def h(self, key: str) -> str:
-        return self.header.get(key, key)
-
-    def ln(self, index: int, key: str) -> str:
-        return f"{self.lines}[{index}].{self.line.get(key, key)}"
-
-
-@dataclass
-class Line:
-    index: int
-    name: str = ""
-    code: str = ""
-    qty: Decimal | None = None
-    price: Decimal | None = None
-    price_includes_tax: bool = False
-    amount: Decimal | None = None
-    rate: Decimal | None = None
-    tax: Decimal | None = None
-    total: Decimal | None = None
-    kind: str = "0"  # 0 normal, 1 discount line, 2 discounted line
-    zero_rate_flag: str = ""  # "", "1" exempt, "2" not taxable, "3" ordinary zero rate
-    original_line_no: int | None = None
-
-
-@dataclass
-class Draft:
-    red: bool
-    special: bool
-    seller_tax_id: str
-    buyer_name: str
-    buyer_tax_id: str
-    buyer_individual: bool | None
-    seller_name: str | None = None
-    buyer_address: str = ""
-    buyer_phone: str = ""
-    buyer_bank: str = ""
-    buyer_account: str = ""
-    remark: str = ""
-    amount: Decimal | None = None  # declared totals (STA); None when the protocol has none (Nuonuo)
-    tax: Decimal | None = None
-    total: Decimal | None = None
-    lines: list[Line] = field(default_factory=list)
-
-    def sums(self) -> tuple[Decimal, Decimal, Decimal]:
-        amount = sum((ln.amount or Decimal(0) for ln in self.lines), Decimal(0))
-        tax = sum((ln.tax or Decimal(0) for ln in self.lines), Decimal(0))
-        total = sum((ln.total or Decimal(0) for ln in self.lines), Decimal(0))
-        return amount, tax, total
-
-
-@dataclass
-class Outcome:
-    violations: list[Violation] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    def add(self, category: str, fld: str, message: str, nuonuo_code: str = "E4000") -> None:
-        self.violations.append(Violation(category, fld, message, nuonuo_code))
-
-    @property
-    def ok(self) -> bool:
-        return not self.violations
-
-
-# --- value parsing (protocol front ends use these while building a Draft) ---------------------------
-
-
-def decimals_of(d: Decimal) -> int:
-    exp = d.as_tuple().exponent
-    return -exp if isinstance(exp, int) and exp < 0 else 0
-
-
-def parse_decimal(out: Outcome, raw: Any, fld: str, places: int, *, required: bool = False) -> Decimal | None:
-    """A decimal from a JSON string/number with at most ``places`` decimals, or a FIELD violation."""
-    if raw is None or raw == "":
-        if required:
-            out.add(FIELD, fld, f"{fld} 不能为空")
-        return None
-    if isinstance(raw, bool) or not isinstance(raw, str | int | Decimal):
-        out.add(FIELD, fld, f"{fld} 必须是数字字符串")
-        return None
-    try:
-        value = Decimal(str(raw).strip())
-    except InvalidOperation:
-        out.add(FIELD, fld, f"{fld} 不是合法数字")
-        return None
-    if not value.is_finite():
-        out.add(FIELD, fld, f"{fld} 不是合法数字")
-        return None
-    if decimals_of(value) > places:
-        out.add(FIELD, fld, f"{fld} 最多{places}位小数")
-        return None
-    return value
-
-
-def text(raw: Any) -> str:
-    if raw is None:
-        return ""
-    return raw if isinstance(raw, str) else str(raw)
 
 
 # --- tax ids ---------------------------------------------------------------------------------------

@@ -9,17 +9,20 @@ platform, the local sandbox and the tests.
 Operations (all providers): issue a blue invoice (asynchronous: accepted → result), query results by
 serial or order number, apply / confirm / query a red confirmation form, issue a red invoice, void
 (only where ``capabilities.void`` says so), query the credit line, fetch tax classification codes.
+They are typed as three protocols by what callers use — ``IssueProvider`` (blue issue and query),
+``RedProvider`` (red form and red invoice) and ``AdminProvider`` (void, credit line, tax codes) —
+and ``Provider`` combines them; a provider satisfies them structurally, without inheriting.
 
 Time and randomness are inputs (``now``, ``nonce``) so golden tests can pin them.
 """
 
 from __future__ import annotations
 
-import abc
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Protocol, runtime_checkable
 
 from chalicelib.domain.models import InvoiceOrder, RedReason
 
@@ -190,8 +193,8 @@ class Credentials:
         return value
 
 
-class Provider(abc.ABC):
-    """One tax provider's protocol. Subclasses are constructed with credentials and an endpoint.
+class IssueProvider(Protocol):
+    """Blue invoices: what the issuing worker needs to issue and to poll for results.
 
     Every ``build_*`` returns the exact request to send; every ``parse_*`` takes the request it answers
     (some protocols check the reply against it) and the reply, and returns a result or raises TaxError.
@@ -200,62 +203,55 @@ class Provider(abc.ABC):
     name: str
     capabilities: Capabilities
 
-    # blue invoices
-    @abc.abstractmethod
     def build_issue(self, order: InvoiceOrder, serial: str, now: datetime) -> HttpRequest: ...
 
-    @abc.abstractmethod
     def parse_issue(self, request: HttpRequest, response: HttpResponse) -> IssueAccepted: ...
 
-    @abc.abstractmethod
     def build_query(
         self, now: datetime, *, serials: tuple[str, ...] = (), order_nos: tuple[str, ...] = ()
     ) -> HttpRequest: ...
 
-    @abc.abstractmethod
     def parse_query(self, request: HttpRequest, response: HttpResponse) -> list[InvoiceResult]: ...
 
-    # red confirmation form
-    @abc.abstractmethod
+
+class RedProvider(Protocol):
+    """Red invoices: the confirmation form (apply, confirm / reject / cancel, query), then the red invoice
+    itself once the form reached 01 or 04."""
+
     def build_red_form_apply(self, form: RedFormRequest, now: datetime) -> HttpRequest: ...
 
-    @abc.abstractmethod
     def parse_red_form_apply(self, request: HttpRequest, response: HttpResponse) -> RedForm: ...
 
-    @abc.abstractmethod
     def build_red_form_confirm(self, form_id: str, action: RedFormAction, now: datetime) -> HttpRequest: ...
 
-    @abc.abstractmethod
     def parse_red_form_confirm(self, request: HttpRequest, response: HttpResponse) -> RedForm: ...
 
-    @abc.abstractmethod
     def build_red_form_query(self, form_id: str, now: datetime) -> HttpRequest: ...
 
-    @abc.abstractmethod
     def parse_red_form_query(self, request: HttpRequest, response: HttpResponse) -> RedForm: ...
 
-    # red invoice (after the form reached 01 or 04)
-    @abc.abstractmethod
     def build_issue_red(self, order: InvoiceOrder, serial: str, now: datetime) -> HttpRequest: ...
 
-    @abc.abstractmethod
     def parse_issue_red(self, request: HttpRequest, response: HttpResponse) -> IssueAccepted: ...
 
-    # void (capabilities.void), credit line, tax codes
-    @abc.abstractmethod
+
+class AdminProvider(Protocol):
+    """Store administration: void (only where ``capabilities.void`` says so), the credit line, tax codes."""
+
     def build_void(self, invoice_number: str, serial: str, now: datetime) -> HttpRequest: ...
 
-    @abc.abstractmethod
     def parse_void(self, request: HttpRequest, response: HttpResponse) -> VoidResult: ...
 
-    @abc.abstractmethod
     def build_query_credit(self, now: datetime) -> HttpRequest: ...
 
-    @abc.abstractmethod
     def parse_query_credit(self, request: HttpRequest, response: HttpResponse) -> CreditLine: ...
 
-    @abc.abstractmethod
     def build_fetch_tax_codes(self, now: datetime, *, page: int = 1) -> HttpRequest: ...
 
-    @abc.abstractmethod
     def parse_fetch_tax_codes(self, request: HttpRequest, response: HttpResponse) -> list[TaxCodeEntry]: ...
+
+
+@runtime_checkable
+class Provider(IssueProvider, RedProvider, AdminProvider, Protocol):
+    """One tax provider's whole protocol: the three roles together. Implementations are constructed
+    with credentials and an endpoint and satisfy this structurally (they inherit from nothing)."""

@@ -2,9 +2,11 @@
 
 Follows Nuonuo's official API text (``shared/reference/nuonuo/``) and, for the 数电 red confirmation
 form flow that text does not cover, Nuonuo's 诺税通 SaaS documents (``nuonuo.OpeMplatform.*``).
-Wire details (signature, envelope, error codes) live in :mod:`chalicelib.taxapi.nuonuo_wire`; token
-handling in :mod:`chalicelib.taxapi.tokens`. ``docs/nuonuo.md`` maps every field and lists every
-assumption.
+This module owns :class:`NuonuoProvider`: the store's configuration, the checks before a request is
+built, which method each operation calls and what a reply's result means for it. Wire details
+(signature, envelope, error codes) live in :mod:`chalicelib.taxapi.nuonuo_wire`, the field mapping
+(requests and replies) in :mod:`chalicelib.taxapi.nuonuo_mapping`, token handling in
+:mod:`chalicelib.taxapi.tokens`. ``docs/nuonuo.md`` maps every field and lists every assumption.
 
 Operations → Nuonuo methods (``method`` header):
 
@@ -33,11 +35,8 @@ Store options (``ProviderSettings.options``, all optional): ``method_namespace``
 
 from __future__ import annotations
 
-import secrets
-import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from chalicelib.domain.errors import (
@@ -58,13 +57,30 @@ from chalicelib.taxapi.base import (
     InvoiceResult,
     InvoiceStatus,
     IssueAccepted,
-    Provider,
     RedForm,
     RedFormAction,
     RedFormRequest,
     TaxCodeEntry,
     VoidResult,
 )
+from chalicelib.taxapi.nuonuo_mapping import SELLER
+
+__all__ = [
+    "CREDIT_LINE",
+    "MAX_ORDER_NO",
+    "MAX_QUERY",
+    "PRODUCTION_ENDPOINT",
+    "RED_FORM_APPLY",
+    "RED_FORM_CANCEL",
+    "RED_FORM_CONFIRM",
+    "RED_FORM_QUERY",
+    "RED_INVOICE",
+    "SAAS",
+    "SANDBOX_ENDPOINT",
+    "SANDBOX_SELLER_TAX_ID",
+    "SELLER",
+    "NuonuoProvider",
+]
 
 PRODUCTION_ENDPOINT = "https://sdk.nuonuo.com/open/v1/services"
 SANDBOX_ENDPOINT = "https://sandbox.nuonuocs.cn/open/v1/services"
@@ -78,23 +94,15 @@ RED_FORM_QUERY = f"{SAAS}.queryInvoiceRedConfirm"
 RED_INVOICE = f"{SAAS}.fastInvoiceRed"
 CREDIT_LINE = f"{SAAS}.getCreditLine"
 
-SELLER = "0"  # identity / applySource
 MAX_ORDER_NO = 20
 MAX_QUERY = 50
 
 
-def _default_senid() -> str:
-    return uuid.uuid4().hex
-
-
-def _default_nonce() -> str:
-    return str(10_000_000 + secrets.randbelow(90_000_000))
-
-
-class NuonuoProvider(Provider):
+class NuonuoProvider:
     """Nuonuo's protocol for one store. Credentials: ``app_key``, ``app_secret`` (+ optional fixed
     ``access_token``). The token (from :class:`chalicelib.taxapi.tokens.TokenCache`) is given per
-    provider instance: build one per call or use :meth:`with_access_token`."""
+    provider instance: build one per call or use :meth:`with_access_token`. Satisfies
+    :class:`~chalicelib.taxapi.base.Provider` structurally."""
 
     name = "nuonuo"
     capabilities = Capabilities(void=False, async_issue=True, max_query_batch=MAX_QUERY, red_form_required=True)
@@ -116,8 +124,8 @@ class NuonuoProvider(Provider):
         self._url = wire.services_url(endpoint)
         self.seller_tax_id = seller_tax_id
         self._access_token = access_token
-        self._senid = senid_factory or _default_senid
-        self._nonce = nonce_factory or _default_nonce
+        self._senid = senid_factory or wire.default_senid
+        self._nonce = nonce_factory or wire.default_nonce
         self.options: dict[str, str] = dict(options or {})
         namespace = self.options.get("method_namespace", "ElectronInvoice")
         if namespace not in ("ElectronInvoice", "OpeMplatform"):
@@ -179,14 +187,9 @@ class NuonuoProvider(Provider):
             idempotent=idempotent,
         )
 
-    def _optional(self, payload: dict[str, Any], **values: str | None) -> dict[str, Any]:
-        for key, value in values.items():
-            if value:
-                payload[key] = value
-        return payload
-
-    def _line_kind(self, invoice_type: InvoiceType) -> str:
-        return self.invoice_lines[invoice_type]
+    def _store(self) -> m.StoreFields:
+        """The store's side of the request fields, read at call time."""
+        return m.StoreFields(self.seller_tax_id, self.invoice_lines, self.options)
 
     def _check_serial(self, serial: str, field: str = "orderNo") -> None:
         if not serial or len(serial) > MAX_ORDER_NO:
@@ -217,65 +220,11 @@ class NuonuoProvider(Provider):
 
     def order_payload(self, order: InvoiceOrder, serial: str, now: datetime) -> dict[str, Any]:
         """``order`` of requestBillingNew (field mapping table in docs/nuonuo.md)."""
-        buyer, seller = order.buyer, order.seller
-        payload: dict[str, Any] = {"buyerName": buyer.name}
-        self._optional(
-            payload,
-            buyerTaxNum=buyer.tax_id,
-            buyerTel=buyer.phone,
-            buyerAddress=buyer.address,
-            buyerAccount=m.joined(buyer.bank, buyer.account),
-        )
-        payload["salerTaxNum"] = self.seller_tax_id
-        self._optional(
-            payload,
-            salerTel=seller.phone,
-            salerAddress=seller.address,
-            salerAccount=m.joined(seller.bank, seller.account),
-        )
-        payload["orderNo"] = serial
-        payload["invoiceDate"] = wire.china_time(now)
-        self._optional(
-            payload,
-            departmentId=self.options.get("department_id"),
-            clerkId=self.options.get("clerk_id"),
-            remark=order.remark,
-            checker=order.reviewer,
-            payee=order.payee,
-        )
-        payload["clerk"] = order.issuer
-        payload["pushMode"] = self.options.get("push_mode", "-1")
-        self._optional(payload, buyerPhone=buyer.mobile, email=buyer.email)
-        payload["invoiceType"] = "1"
-        payload["invoiceLine"] = self._line_kind(order.invoice_type)
-        self._optional(
-            payload,
-            callBackUrl=self.options.get("callback_url"),
-            extensionNumber=self.options.get("extension_number"),
-        )
-        payload["invoiceDetail"] = [
-            self.detail_payload(line, discounted=m.next_is_discount(order.lines, i))
-            for i, line in enumerate(order.lines)
-        ]
-        return payload
+        return m.order_fields(order, serial, now, self._store())
 
     def detail_payload(self, line: InvoiceLine, *, discounted: bool = False) -> dict[str, Any]:
         """One ``invoiceDetail``: excl.-tax unit price (withTaxFlag 0) and all three amounts."""
-        detail: dict[str, Any] = {"goodsName": line.name, "goodsCode": line.tax_code}
-        self._optional(detail, selfCode=line.sku)
-        detail["withTaxFlag"] = "0"
-        if line.unit_price is not None and line.quantity is not None:
-            detail["price"] = wire.plain(line.unit_price)
-            detail["num"] = wire.plain(line.quantity)
-        self._optional(detail, unit=line.unit, specType=line.specification)
-        detail["tax"] = wire.money(line.tax)
-        detail["taxRate"] = wire.plain(line.tax_rate)
-        detail["taxExcludedAmount"] = wire.money(line.amount)
-        detail["taxIncludedAmount"] = wire.money(line.total)
-        detail["invoiceLineProperty"] = "1" if line.is_discount else ("2" if discounted else "0")
-        policy = line.favoured_policy or (m.ZERO_RATE_POLICY.get(line.zero_rate_flag) if line.zero_rate_flag else None)
-        self._optional(detail, favouredPolicyFlag=policy)
-        return detail
+        return m.detail_fields(line, discounted=discounted)
 
     def parse_issue(self, request: HttpRequest, response: HttpResponse) -> IssueAccepted:
         result = wire.unwrap(request, response)
@@ -303,39 +252,7 @@ class NuonuoProvider(Provider):
             return []
         if not isinstance(result, list):
             raise AmbiguousTaxError("queryInvoiceResult: result is not a list", code="tax_garbled")
-        return [self._invoice_result(item) for item in result]
-
-    def _invoice_result(self, item: object) -> InvoiceResult:
-        if not isinstance(item, dict):
-            raise AmbiguousTaxError("queryInvoiceResult: an item is not an object", code="tax_garbled")
-        order_no = m.text(item.get("orderNo"))
-        if not order_no:
-            raise AmbiguousTaxError("queryInvoiceResult: an item lacks orderNo", code="tax_garbled")
-        raw = m.text(item.get("status"))
-        status = m.STATUS_MAP.get(raw, InvoiceStatus.PENDING)
-        number = m.invoice_number(item)
-        failure = m.text(item.get("failCause")) or None
-        if status is InvoiceStatus.ISSUED and number is None:
-            # an issued 数电票 always has its 20-digit number: without it, poll again
-            status, failure = InvoiceStatus.PENDING, "issued without a 20-digit number yet"
-        if raw not in m.STATUS_MAP:
-            failure = failure or f"unknown Nuonuo status {raw!r}: {m.text(item.get('statusMsg'))}"
-        if raw in ("22", "24") and not failure:
-            failure = m.text(item.get("statusMsg")) or None
-        return InvoiceResult(
-            serial=order_no,
-            order_no=None,
-            status=status,
-            invoice_number=number,
-            issued_at=wire.epoch_ms_to_datetime(item.get("invoiceTime")),
-            total_amount=wire.to_decimal(item.get("exTaxAmount"), "exTaxAmount"),
-            total_tax=wire.to_decimal(item.get("taxAmount"), "taxAmount"),
-            pdf_url=m.text(item.get("pdfUrl")) or None,
-            ofd_url=m.text(item.get("ofdUrl")) or None,
-            xml_url=m.text(item.get("xmlUrl")) or None,
-            failure_reason=failure,
-            provider_status=raw or None,
-        )
+        return [m.invoice_result(item) for item in result]
 
     # --- red confirmation form -----------------------------------------------------------------
     def build_red_form_apply(self, form: RedFormRequest, now: datetime) -> HttpRequest:
@@ -347,73 +264,16 @@ class NuonuoProvider(Provider):
             raise ConfigurationError(
                 "nuonuo: the form's seller tax id differs from the store's", code="seller_mismatch"
             )
-        payload: dict[str, Any] = {
-            "billId": form.serial,
-            "blueInvoiceLine": self._line_kind(form.order.invoice_type),
-            "applySource": SELLER,
-            "blueElecInvoiceNumber": form.original_invoice_number,
-            "sellerTaxNo": self.seller_tax_id,
-            "sellerName": form.order.seller.name,
-        }
-        self._optional(payload, buyerTaxNo=form.buyer_tax_id)
-        payload["buyerName"] = form.buyer_name
-        payload["redReason"] = m.RED_REASON_TO_NUONUO[form.reason]
-        self._optional(
-            payload,
-            extensionNumber=self.options.get("extension_number"),
-            departmentId=self.options.get("department_id"),
-            clerkId=self.options.get("clerk_id"),
-        )
-        payload["orderNo"] = form.serial
-        self._optional(payload, callbackUrl=self.options.get("callback_url"))
-        payload["detail"] = [self._red_detail(i, line) for i, line in enumerate(form.order.lines)]
+        payload = m.red_form_fields(form, self._store())
         return self._request(RED_FORM_APPLY, payload, now, idempotent=False)
-
-    def _red_detail(self, index: int, line: InvoiceLine) -> dict[str, Any]:
-        if line.is_discount:
-            raise PermanentTaxError(
-                "nuonuo: red forms carry no discount lines", field=f"lines[{index}].is_discount", code="red_discount"
-            )
-        if line.original_line_no is None or line.original_line_no < 1:
-            raise PermanentTaxError(
-                "nuonuo: every red line names its blue line",
-                field=f"lines[{index}].original_line_no",
-                code="missing_original_line",
-            )
-        detail: dict[str, Any] = {"blueDetailIndex": str(line.original_line_no), "goodsName": line.name}
-        self._optional(detail, unit=line.unit, specType=line.specification)
-        if line.quantity is not None and line.unit_price is not None:
-            detail["num"] = wire.plain(-abs(line.quantity))
-            detail["taxExcludedPrice"] = wire.plain(abs(line.unit_price))
-        detail["taxExcludedAmount"] = wire.money(-abs(line.amount))
-        detail["taxAmount"] = wire.money(-abs(line.tax))
-        detail["taxRate"] = wire.plain(line.tax_rate)
-        detail["goodsCode"] = line.tax_code
-        policy = line.favoured_policy or (m.ZERO_RATE_POLICY.get(line.zero_rate_flag) if line.zero_rate_flag else None)
-        self._optional(detail, favouredPolicyFlag=policy)
-        return detail
 
     def parse_red_form_apply(self, request: HttpRequest, response: HttpResponse) -> RedForm:
         result = wire.unwrap(request, response)
-        payload = wire.request_payload(request)
-        bill_id = result if isinstance(result, str) and result else m.text(payload.get("billId"))
-        if isinstance(result, dict):
-            bill_id = m.text(result.get("billId")) or bill_id
-        if not bill_id:
-            raise AmbiguousTaxError("saveInvoiceRedConfirm: success without billId", code="tax_garbled")
-        details = payload.get("detail") or []
-        return RedForm(
-            form_id=bill_id,
-            state=m.RED_FORM_STATES[m.RED_FORM_APPLYING],
-            original_invoice_number=m.text(payload.get("blueElecInvoiceNumber")) or None,
-            red_amount=m.sum_field(details, "taxExcludedAmount"),
-            red_tax=m.sum_field(details, "taxAmount"),
-            provider_status=m.RED_FORM_APPLYING,
-        )
+        return m.applied_red_form(result, wire.request_payload(request))
 
     def build_red_form_confirm(self, form_id: str, action: RedFormAction, now: datetime) -> HttpRequest:
         payload: dict[str, Any] = {"billId": form_id, "identity": SELLER}
-        self._optional(payload, extensionNumber=self.options.get("extension_number"))
+        m.optional(payload, extensionNumber=self.options.get("extension_number"))
         if action is RedFormAction.CANCEL:
             return self._request(RED_FORM_CANCEL, payload, now, idempotent=True)
         payload["confirmAgreement"] = "1" if action is RedFormAction.CONFIRM else "0"
@@ -435,34 +295,7 @@ class NuonuoProvider(Provider):
     def parse_red_form_query(self, request: HttpRequest, response: HttpResponse) -> RedForm:
         result = wire.unwrap(request, response)
         bill_id = m.text(wire.request_payload(request).get("billId"))
-        forms = result.get("list") if isinstance(result, dict) else None
-        if not isinstance(forms, list):
-            raise AmbiguousTaxError("queryInvoiceRedConfirm: result has no list", code="tax_garbled")
-        match = next((f for f in forms if isinstance(f, dict) and m.text(f.get("billId")) == bill_id), None)
-        if match is None:
-            if forms:
-                raise AmbiguousTaxError("queryInvoiceRedConfirm: the reply names another form", code="tax_garbled")
-            raise PermanentTaxError(
-                f"queryInvoiceRedConfirm: no form {bill_id}", provider_code="E9500", code="tax_not_found"
-            )
-        raw = m.text(match.get("billStatus"))
-        if raw == m.RED_FORM_APPLY_FAILED:
-            reason = m.text(match.get("billMessage")) or "申请失败"
-            raise PermanentTaxError(
-                f"red form {bill_id} was refused: {reason}", provider_code=raw, code="red_form_failed"
-            )
-        state = m.RED_FORM_STATES.get(raw)
-        if state is None:
-            raise AmbiguousTaxError(f"queryInvoiceRedConfirm: unknown billStatus {raw!r}", code="tax_garbled")
-        return RedForm(
-            form_id=bill_id,
-            state=state,
-            original_invoice_number=m.text(match.get("blueElecInvoiceNumber") or match.get("blueInvoiceNumber"))
-            or None,
-            red_amount=wire.to_decimal(match.get("taxExcludedAmount"), "taxExcludedAmount"),
-            red_tax=wire.to_decimal(match.get("taxAmount"), "taxAmount"),
-            provider_status=raw,
-        )
+        return m.queried_red_form(result, bill_id)
 
     # --- red invoice ---------------------------------------------------------------------------
     def build_issue_red(self, order: InvoiceOrder, serial: str, now: datetime) -> HttpRequest:
@@ -478,17 +311,7 @@ class NuonuoProvider(Provider):
             )
         if not order.red_form_id:
             raise PermanentTaxError("nuonuo: red invoice needs its form", field="red_form_id", code="missing_form")
-        payload: dict[str, Any] = {"orderNo": serial, "orderTime": wire.china_time(now), "taxNum": self.seller_tax_id}
-        self._optional(
-            payload,
-            extensionNumber=self.options.get("extension_number"),
-            clerkId=self.options.get("clerk_id"),
-            deptId=self.options.get("department_id"),
-        )
-        payload["elecInvoiceNumber"] = order.original_invoice_number
-        payload["billId"] = order.red_form_id
-        payload["invoiceLine"] = self._line_kind(order.invoice_type)
-        self._optional(payload, callBackUrl=self.options.get("callback_url"))
+        payload = m.red_invoice_fields(order, serial, now, self._store())
         return self._request(RED_INVOICE, payload, now, idempotent=False)
 
     def parse_issue_red(self, request: HttpRequest, response: HttpResponse) -> IssueAccepted:
@@ -514,34 +337,16 @@ class NuonuoProvider(Provider):
     # --- credit line ---------------------------------------------------------------------------
     def build_query_credit(self, now: datetime) -> HttpRequest:
         if self.credit_source == "credit_line":
-            payload = self._optional({"queryType": "1"}, extensionNumber=self.options.get("extension_number"))
+            payload = m.optional({"queryType": "1"}, extensionNumber=self.options.get("extension_number"))
             return self._request(CREDIT_LINE, payload, now, idempotent=True)
-        payload = self._optional({}, departmentId=self.options.get("department_id"))
+        payload = m.optional({}, departmentId=self.options.get("department_id"))
         return self._request(self.stock_method, payload, now, idempotent=True)
 
     def parse_query_credit(self, request: HttpRequest, response: HttpResponse) -> CreditLine:
         """``stock``: Σ remainNum over the rows (a number of invoices, not yuan) → total = remaining,
         used = 0. ``credit_line``: total/used/available credit line in yuan (excl. tax)."""
         result = wire.unwrap(request, response)
-        if request.operation == CREDIT_LINE:
-            if not isinstance(result, dict):
-                raise AmbiguousTaxError("getCreditLine: result is not an object", code="tax_garbled")
-            remaining = wire.to_decimal(result.get("availableCreditLine"), "availableCreditLine")
-            if remaining is None:
-                raise AmbiguousTaxError("getCreditLine: no availableCreditLine yet", code="tax_garbled")
-            used = wire.to_decimal(result.get("usedCreditLine"), "usedCreditLine") or Decimal(0)
-            total = wire.to_decimal(result.get("totalCreditLine"), "totalCreditLine") or remaining + used
-            return CreditLine(total=total, used=used, remaining=remaining)
-        if result is None:
-            result = []
-        if not isinstance(result, list):
-            raise AmbiguousTaxError("getInvoiceStock: result is not a list", code="tax_garbled")
-        remain = Decimal(0)
-        for row in result:
-            if not isinstance(row, dict):
-                raise AmbiguousTaxError("getInvoiceStock: a row is not an object", code="tax_garbled")
-            remain += wire.to_decimal(row.get("remainNum"), "remainNum") or Decimal(0)
-        return CreditLine(total=remain, used=Decimal(0), remaining=remain)
+        return m.credit_line(result, from_credit_line=request.operation == CREDIT_LINE)
 
     # --- tax codes -----------------------------------------------------------------------------
     def build_fetch_tax_codes(self, now: datetime, *, page: int = 1) -> HttpRequest:
@@ -556,7 +361,7 @@ class NuonuoProvider(Provider):
         Nuonuo allows 20 retries per serial a day (E9613 → PermanentTaxError)."""
         self._check_serial(serial)
         payload: dict[str, Any] = {}
-        self._optional(payload, fpqqlsh=provider_ref)
+        m.optional(payload, fpqqlsh=provider_ref)
         payload["orderno"] = serial
         return self._request(self.retry_method, payload, now, idempotent=True)
 
@@ -569,7 +374,7 @@ class NuonuoProvider(Provider):
         """deliveryInvoice: send an issued invoice again by SMS and/or e-mail."""
         if not phone and not mail:
             raise PermanentTaxError("nuonuo: re-delivery needs a phone or an e-mail", field="phone", code="no_channel")
-        payload = self._optional({"taxnum": self.seller_tax_id, "invoiceNum": invoice_number}, phone=phone, mail=mail)
+        payload = m.optional({"taxnum": self.seller_tax_id, "invoiceNum": invoice_number}, phone=phone, mail=mail)
         return self._request(self.deliver_method, payload, now, idempotent=True)
 
     def parse_redeliver(self, request: HttpRequest, response: HttpResponse) -> None:

@@ -21,6 +21,8 @@ import hashlib
 import hmac
 import json
 import re
+import secrets
+import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
@@ -160,6 +162,16 @@ def require_aware(now: datetime) -> datetime:
 
 
 # --- requests ----------------------------------------------------------------------------------
+def default_senid() -> str:
+    """The ``senid`` query parameter: a fresh request id."""
+    return uuid.uuid4().hex
+
+
+def default_nonce() -> str:
+    """The ``nonce`` query parameter: eight random digits (Nuonuo wants a positive integer of ≤ 8 digits)."""
+    return str(10_000_000 + secrets.randbelow(90_000_000))
+
+
 def compact_json(payload: Mapping[str, Any]) -> bytes:
     """The exact body: compact separators, UTF-8, no ASCII escaping (the signature covers these bytes)."""
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
