@@ -55,6 +55,15 @@ TOKEN_CODES = frozenset({"070304", "070305", "070306", "070307"})
 DUPLICATE_CODES = frozenset({"E9106"})
 NOT_FOUND_CODES = frozenset({"E9500"})
 RETRY_CAP_CODES = frozenset({"E9613"})
+#: Every error code Nuonuo's interface documents (its official texts, and E4000 of the gateway): a refusal under one of these
+#: is a real refusal. Any other code is a reply we cannot classify: Ambiguous (the caller queries before
+#: it could send anything again), never Permanent — a create may have been acted on.
+DOCUMENTED_CODES = frozenset({
+    *(f"E91{n:02d}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20)),
+    *(f"E91{n:02d}" for n in range(21, 32)),
+    "E4000", "E9138", "E9154", "E9300", "E9301", "E9302", "E9306", "E9307", "E9338", "E9500", "E9512", "E9520",
+    "E9522", "E9529", "E9540", "E9545", "E9601", "E9607", "E9611", "E9613", "E9999",
+})  # fmt: skip
 #: Words of a "system busy / throttled / try later" describe text (no dedicated code is documented).
 _BUSY_WORDS = ("系统繁忙", "稍后重试", "请稍后", "频繁", "限流", "服务繁忙", "系统异常", "超时")
 
@@ -274,8 +283,7 @@ def http_error(response: HttpResponse, operation: str) -> TaxError:
         return RetryableTaxError(f"{operation}: HTTP {status}", provider_code=f"HTTP{status}")
     if status in (401, 403):
         return AuthTaxError(f"{operation}: HTTP {status}", provider_code=f"HTTP{status}")
-    if 400 <= status < 500:
-        return PermanentTaxError(f"{operation}: HTTP {status}", provider_code=f"HTTP{status}")
+    # Any other status carries no envelope to say what happened: a create may have been acted on.
     return AmbiguousTaxError(f"{operation}: unreadable reply (HTTP {status})", code="tax_garbled")
 
 
@@ -293,6 +301,8 @@ def map_error(code: str, describe: str, request: HttpRequest | None = None) -> T
         return PermanentTaxError(message, provider_code=code, code="tax_not_found")
     if any(word in describe for word in _BUSY_WORDS):
         return RetryableTaxError(message, provider_code=code)
+    if code not in DOCUMENTED_CODES:
+        return AmbiguousTaxError(f"{message} (an undocumented code)", provider_code=code, code="tax_unknown_reply")
     return PermanentTaxError(message, provider_code=code, field=blamed_field(code, describe, request))
 
 

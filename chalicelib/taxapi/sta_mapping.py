@@ -371,7 +371,9 @@ def map_error(service: str, error: Any, data: Any) -> TaxError:
     if code is None:
         return AmbiguousTaxError(f"{service}: Error without a code")
     message_text = f"{service}: {code} {message}".strip()
-    cls = ERROR_CLASSES.get(code, PermanentTaxError)
+    # A code the protocol does not document is a reply we cannot classify: Ambiguous (query before
+    # anything is sent again), never Permanent — a create may have been acted on.
+    cls = ERROR_CLASSES.get(code, AmbiguousTaxError)
     if cls is DuplicateTaxError:
         # The existing invoice rides in Data (documented) or, from lenient peers, in Error itself.
         sources = [s for s in (data, error) if isinstance(s, dict)]
@@ -381,4 +383,6 @@ def map_error(service: str, error: Any, data: Any) -> TaxError:
     if code == "E1001":
         match = _FIELD_RE.search(message)
         field = match.group(1) if match else None
+    if cls is AmbiguousTaxError:
+        return AmbiguousTaxError(f"{message_text} (an undocumented code)", provider_code=code, code="tax_unknown_reply")
     return cls(message_text, provider_code=code, field=field)

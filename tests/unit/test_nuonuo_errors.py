@@ -58,7 +58,7 @@ def parse_issue_with(response: HttpResponse) -> None:
         ("E9999", "系统繁忙，请稍后重试", RetryableTaxError, None),
         ("E3001", "系统繁忙", RetryableTaxError, None),
         ("E1234", "调用过于频繁", RetryableTaxError, None),
-        ("E7777", "未知错误", PermanentTaxError, None),
+        ("E7777", "未知错误", AmbiguousTaxError, None),  # undocumented: the create may have been acted on
     ],
 )
 def test_error_codes_map_to_taxonomy(code: str, describe: str, error: type[TaxError], field: str | None) -> None:
@@ -94,7 +94,7 @@ def test_token_errors_are_recognised_for_one_refresh() -> None:
         (429, b"Too Many Requests", RetryableTaxError),
         (401, b"", AuthTaxError),
         (403, b"forbidden", AuthTaxError),
-        (404, b"not found", PermanentTaxError),
+        (404, b"not found", AmbiguousTaxError),  # no envelope says what was done
         (200, b"<html>gateway</html>", AmbiguousTaxError),
         (200, b"\xff\xfe garbage", AmbiguousTaxError),
         (200, b"[1,2,3]", AmbiguousTaxError),

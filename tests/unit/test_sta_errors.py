@@ -159,10 +159,11 @@ def test_e5001_on_void_is_an_unsupported_operation() -> None:
     assert error.provider_code == "E5001"
 
 
-def test_an_undocumented_error_code_is_permanent() -> None:
+def test_an_undocumented_error_code_is_ambiguous_never_permanent() -> None:
+    """A create the platform may have acted on must be queried before anything is sent again."""
     request = P.build_query_credit(NOW)
     error = raises(request, error_reply(request, "E7777", "未知"), P.parse_query_credit)
-    assert type(error) is PermanentTaxError and error.provider_code == "E7777"
+    assert type(error) is AmbiguousTaxError and error.provider_code == "E7777" and error.code == "tax_unknown_reply"
 
 
 def test_a_non_success_returncode_without_error_is_permanent() -> None:
