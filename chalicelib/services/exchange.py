@@ -22,7 +22,7 @@ from aws_lambda_powertools import Logger
 from chalicelib.domain.errors import AmbiguousTaxError, AuthTaxError, PermanentTaxError, TaxError
 from chalicelib.domain.models import InvoiceOrder, Store
 from chalicelib.services.ports import ProviderPort, TransportPort
-from chalicelib.taxapi.base import Credentials, HttpRequest, HttpResponse, InvoiceResult, IssueAccepted, Provider
+from chalicelib.taxapi.base import Credentials, HttpRequest, HttpResponse, InvoiceResult, IssueAccepted, IssueProvider
 
 T = TypeVar("T")
 
@@ -45,7 +45,7 @@ class Session:
 
     store: Store
     credentials: Credentials
-    provider: Provider
+    provider: IssueProvider
 
     @property
     def name(self) -> str:
@@ -63,10 +63,10 @@ class Exchange:
     def issue(
         self, s: Session, order: InvoiceOrder, serial: str, now: datetime, *, sent: Sent, keys: dict[str, str]
     ) -> IssueAccepted:
-        def build(p: Provider) -> HttpRequest:
+        def build(p: IssueProvider) -> HttpRequest:
             return p.build_issue(order, serial, now)
 
-        def parse(p: Provider, rq: HttpRequest, rs: HttpResponse) -> IssueAccepted:
+        def parse(p: IssueProvider, rq: HttpRequest, rs: HttpResponse) -> IssueAccepted:
             return p.parse_issue(rq, rs)
 
         return self._call(s, "issue", build, parse, keys=keys, sent=sent)
@@ -84,10 +84,10 @@ class Exchange:
         for i in range(0, len(serials), step):
             chunk = serials[i : i + step]
 
-            def build(p: Provider, chunk: tuple[str, ...] = chunk) -> HttpRequest:
+            def build(p: IssueProvider, chunk: tuple[str, ...] = chunk) -> HttpRequest:
                 return p.build_query(now, serials=chunk)
 
-            def parse(p: Provider, rq: HttpRequest, rs: HttpResponse) -> list[InvoiceResult]:
+            def parse(p: IssueProvider, rq: HttpRequest, rs: HttpResponse) -> list[InvoiceResult]:
                 return p.parse_query(rq, rs)
 
             try:
@@ -107,8 +107,8 @@ class Exchange:
         self,
         s: Session,
         operation: str,
-        build: Callable[[Provider], HttpRequest],
-        parse: Callable[[Provider, HttpRequest, HttpResponse], T],
+        build: Callable[[IssueProvider], HttpRequest],
+        parse: Callable[[IssueProvider, HttpRequest, HttpResponse], T],
         *,
         keys: dict[str, str],
         sent: Sent | None,
@@ -125,10 +125,10 @@ class Exchange:
 
     def _once(
         self,
-        provider: Provider,
+        provider: IssueProvider,
         operation: str,
-        build: Callable[[Provider], HttpRequest],
-        parse: Callable[[Provider, HttpRequest, HttpResponse], T],
+        build: Callable[[IssueProvider], HttpRequest],
+        parse: Callable[[IssueProvider, HttpRequest, HttpResponse], T],
         *,
         keys: dict[str, str],
         sent: Sent | None,

@@ -34,6 +34,7 @@ from chalicelib.domain.normalise import normalise, order_key_for, refund_event_p
 from chalicelib.domain.order_state import OrderStatus, parse_status
 from chalicelib.domain.taxcodes import TaxCodeTable
 from chalicelib.domain.validation import check
+from chalicelib.services.ports import OrderRecord
 from chalicelib.webhooks import platform as platform_module
 
 
@@ -56,12 +57,12 @@ class LedgerPort(Protocol):
         payload: dict[str, Any],
         outbox: bool,
         violations: list[dict[str, str]] | None = None,
-    ) -> Any:
+    ) -> OrderRecord | None:
         """Put the record if no record, or only a rejected one, has the key: None when written, else
         the existing record (never a rejected one), read by the refused write itself."""
         ...
 
-    def get_order(self, order_key: str) -> Any: ...
+    def get_order(self, order_key: str) -> OrderRecord | None: ...
     def mark_queued(self, order_key: str) -> None: ...
 
 

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from chalicelib.domain.errors import TaxError
 from chalicelib.domain.models import Store
 from chalicelib.domain.order_state import OrderEvent, OrderStatus
-from chalicelib.taxapi.base import Credentials, HttpRequest, HttpResponse, Provider
+from chalicelib.taxapi.base import Credentials, HttpRequest, HttpResponse, IssueProvider
 
 #: Attribute values a transition may write: text, whole numbers, or None (remove the attribute).
 FieldValue = str | int | None
@@ -101,8 +101,8 @@ class CredentialsPort(Protocol):
 
 
 class ProviderPort(Protocol):
-    def get(self, store: Store, credentials: Credentials) -> Provider: ...
-    def refreshed(self, store: Store, credentials: Credentials, error: TaxError) -> Provider | None: ...
+    def get(self, store: Store, credentials: Credentials) -> IssueProvider: ...
+    def refreshed(self, store: Store, credentials: Credentials, error: TaxError) -> IssueProvider | None: ...
     def pin(self, store: Store) -> str:
         """The configuration an invoice of ``store`` is issued under: provider, endpoint, seller."""
         ...

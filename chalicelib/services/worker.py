@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,7 +140,7 @@ class BatchWorker:
         self.log = logger
         self.clock = clock
 
-    def handle(self, records: list[Any], remaining_ms: Callable[[], int]) -> BatchResult:
+    def handle(self, records: list[Mapping[str, Any]], remaining_ms: Callable[[], int]) -> BatchResult:
         started = self.clock()
         deadline = started + remaining_ms() / 1000
         messages = [Message.of(r) for r in records]

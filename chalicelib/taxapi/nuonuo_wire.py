@@ -55,8 +55,8 @@ TOKEN_CODES = frozenset({"070304", "070305", "070306", "070307"})
 DUPLICATE_CODES = frozenset({"E9106"})
 NOT_FOUND_CODES = frozenset({"E9500"})
 RETRY_CAP_CODES = frozenset({"E9613"})
-#: Every error code Nuonuo's interface documents (its official texts, and E4000 of the gateway): a refusal under one of these
-#: is a real refusal. Any other code is a reply we cannot classify: Ambiguous (the caller queries before
+#: Every error code Nuonuo documents (its official texts, and the gateway's E4000): a refusal under one
+#: of these is a real refusal. Any other code is a reply we cannot classify: Ambiguous (the caller queries before
 #: it could send anything again), never Permanent — a create may have been acted on.
 DOCUMENTED_CODES = frozenset({
     *(f"E91{n:02d}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20)),
