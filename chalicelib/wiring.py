@@ -101,9 +101,7 @@ def ingest() -> Ingest:
     )
 
 
-def make_issue(
-    *, order_ledger: OrderLedger | None = None, clock: Callable[[], datetime] | None = None
-) -> IssueInvoice:
+def make_issue(*, order_ledger: OrderLedger | None = None, clock: Callable[[], datetime] | None = None) -> IssueInvoice:
     """The issuing use case with this container's adapters (``ledger`` and ``clock`` replaceable:
     the virtual-time tests drive the real use case through hours in seconds)."""
     from chalicelib.adapters.alerts import SnsAlerts
