@@ -45,10 +45,21 @@ def sandbox_config(delay: float = 0) -> dict[str, Any]:
     sta = SECRETS["einvoice/demo-shanghai/sta"]
     nuonuo = SECRETS["einvoice/demo-hangzhou/nuonuo"]
     return {
-        "sta": {"apps": {sta["app_id"]: {"sm4_key": sta["sm4_key"], "sign_key": sta["sign_key"], "sellers": [SHANGHAI.seller.tax_id]}}},
-        "nuonuo": {"apps": {nuonuo["app_key"]: {"app_secret": nuonuo["app_secret"], "user_tax": HANGZHOU.seller.tax_id}}},
+        "sta": {
+            "apps": {
+                sta["app_id"]: {
+                    "sm4_key": sta["sm4_key"],
+                    "sign_key": sta["sign_key"],
+                    "sellers": [SHANGHAI.seller.tax_id],
+                }
+            }
+        },
+        "nuonuo": {
+            "apps": {nuonuo["app_key"]: {"app_secret": nuonuo["app_secret"], "user_tax": HANGZHOU.seller.tax_id}}
+        },
         "sellers": {
-            s.seller.tax_id: {"name": s.seller.name, "province": "31", "credit_line": "1000000.00"} for s in (SHANGHAI, HANGZHOU)
+            s.seller.tax_id: {"name": s.seller.name, "province": "31", "credit_line": "1000000.00"}
+            for s in (SHANGHAI, HANGZHOU)
         },
         "issue_delay_seconds": delay,
     }
@@ -93,7 +104,14 @@ def make_order(store: Store, order_id: str, platform: str = "standard") -> Invoi
         order_key=order_key(store.store_id, platform, order_id),
         store_id=store.store_id,
         order_id=order_id,
-        seller=Party(name=store.seller.name, tax_id=store.seller.tax_id, address=store.seller.address, phone=store.seller.phone, bank=store.seller.bank, account=store.seller.account),
+        seller=Party(
+            name=store.seller.name,
+            tax_id=store.seller.tax_id,
+            address=store.seller.address,
+            phone=store.seller.phone,
+            bank=store.seller.bank,
+            account=store.seller.account,
+        ),
         buyer=InvoiceBuyer(name="个人", type=BuyerType.INDIVIDUAL),
         lines=(
             InvoiceLine(
@@ -120,7 +138,12 @@ def record(settings: Any, store: Store, order_id: str, platform: str = "standard
     order = make_order(store, order_id, platform)
     ledger = Ledger(settings.ledger_table)
     payload = {"event": {}, "order": order.model_dump(mode="json")}
-    assert ledger.create_order(order.order_key, store.store_id, kind="paid", status="received", payload=payload, outbox=True) is None
+    assert (
+        ledger.create_order(
+            order.order_key, store.store_id, kind="paid", status="received", payload=payload, outbox=True
+        )
+        is None
+    )
     return order.order_key
 
 
@@ -135,10 +158,14 @@ def receive_records(aws: Any, settings: Any, n: int = 1) -> list[dict[str, Any]]
     from infra.worker_runner import sqs_event
 
     sqs = aws.client("sqs")
-    reply = sqs.receive_message(QueueUrl=settings.issue_queue_url, MaxNumberOfMessages=n, AttributeNames=["All"], WaitTimeSeconds=1)
+    reply = sqs.receive_message(
+        QueueUrl=settings.issue_queue_url, MaxNumberOfMessages=n, AttributeNames=["All"], WaitTimeSeconds=1
+    )
     messages = reply.get("Messages", [])
     assert len(messages) == n
-    arn = sqs.get_queue_attributes(QueueUrl=settings.issue_queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    arn = sqs.get_queue_attributes(QueueUrl=settings.issue_queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     records: list[dict[str, Any]] = sqs_event(messages, arn, "cn-north-1")["Records"]
     return records
 
@@ -231,7 +258,12 @@ def test_malformed_message_goes_to_the_dead_letter_queue_at_once(env: Any, aws: 
 def test_a_refund_is_parked_for_the_red_flow(env: Any, aws: Any) -> None:
     key = order_key(SHANGHAI.store_id, "standard", "SO-9010", "R1")
     ledger = Ledger(env.ledger_table)
-    assert ledger.create_order(key, SHANGHAI.store_id, kind="refunded", status="received", payload={"event": {}}, outbox=True) is None
+    assert (
+        ledger.create_order(
+            key, SHANGHAI.store_id, kind="refunded", status="received", payload={"event": {}}, outbox=True
+        )
+        is None
+    )
     IssueQueue(env.issue_queue_url).send(key, "refunded")
     assert process(receive_records(aws, env)) == []
     assert fields(env, key)["status"] == "refund_pending"
@@ -258,7 +290,10 @@ class Virtual:
     def order(self, store: Store, order_id: str) -> str:
         key = order_key(store.store_id, "standard", order_id)
         payload = {"event": {}, "order": make_order(store, order_id).model_dump(mode="json")}
-        assert self.ledger.create_order(key, store.store_id, kind="paid", status="received", payload=payload, outbox=True) is None
+        assert (
+            self.ledger.create_order(key, store.store_id, kind="paid", status="received", payload=payload, outbox=True)
+            is None
+        )
         self.queue.send(key, "paid")
         self.ledger.mark_queued(key)
         return key
@@ -270,8 +305,12 @@ class Virtual:
         """Drive until every order is issued; the virtual seconds it took."""
         start = self.clock.now
         drive(
-            self.worker, self.queue, self.clock,
-            until=lambda: all(self.status(k) == "issued" for k in keys), horizon=horizon, on_tick=self.tick,
+            self.worker,
+            self.queue,
+            self.clock,
+            until=lambda: all(self.status(k) == "issued" for k in keys),
+            horizon=horizon,
+            on_tick=self.tick,
         )
         return self.clock.now - start
 
@@ -303,7 +342,9 @@ def test_accepted_requests_are_checked_by_one_delayed_batched_query(virtual: Vir
     assert not virtual.queue.dead
 
 
-def test_a_two_hour_outage_issues_every_order_afterwards_and_none_reaches_the_dead_letter_queue(virtual: Virtual) -> None:
+def test_a_two_hour_outage_issues_every_order_afterwards_and_none_reaches_the_dead_letter_queue(
+    virtual: Virtual,
+) -> None:
     keys = [virtual.order(SHANGHAI, f"OUT-{i}") for i in range(3)] + [virtual.order(HANGZHOU, "OUT-N")]
     virtual.sandbox.state.faults.update({"error_5xx_pct": 100})
     outage_ends = virtual.clock.now + 2 * 3600
@@ -313,7 +354,14 @@ def test_a_two_hour_outage_issues_every_order_afterwards_and_none_reaches_the_de
         if virtual.clock.now >= outage_ends:
             virtual.sandbox.state.faults.update({"error_5xx_pct": 0})
 
-    drive(virtual.worker, virtual.queue, virtual.clock, until=lambda: all(virtual.status(k) == "issued" for k in keys), horizon=4 * 3600, on_tick=tick)
+    drive(
+        virtual.worker,
+        virtual.queue,
+        virtual.clock,
+        until=lambda: all(virtual.status(k) == "issued" for k in keys),
+        horizon=4 * 3600,
+        on_tick=tick,
+    )
 
     assert all(virtual.status(k) == "issued" for k in keys)
     assert not virtual.queue.dead
@@ -330,7 +378,9 @@ def test_provider_switched_while_ambiguous_blocks_instead_of_issuing_twice(virtu
     virtual.run([key], horizon=1)  # one attempt: sent, reply lost → ambiguous
     assert virtual.status(key) == "ambiguous" and len(invoices(virtual.sandbox, key)) == 1
     virtual.sandbox.state.faults.update({"timeout_after_commit_pct": 0})
-    moved = SHANGHAI.model_copy(update={"provider": SHANGHAI.provider.model_copy(update={"endpoint": f"{virtual.sandbox.url}/other"})})
+    moved = SHANGHAI.model_copy(
+        update={"provider": SHANGHAI.provider.model_copy(update={"endpoint": f"{virtual.sandbox.url}/other"})}
+    )
     wiring.stores().put(moved)  # the worker's own registry: its cache forgets the old settings
 
     virtual.run([key], horizon=600)

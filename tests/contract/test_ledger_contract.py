@@ -120,7 +120,9 @@ ALL_PAIRS = [(s, e) for s in OrderStatus for e in OrderEvent]
 
 
 @pytest.mark.parametrize(("status", "event"), ALL_PAIRS, ids=[f"{s.value}-{e.value}" for s, e in ALL_PAIRS])
-def test_an_event_applies_exactly_where_the_table_allows_it(ledger: Any, status: OrderStatus, event: OrderEvent) -> None:
+def test_an_event_applies_exactly_where_the_table_allows_it(
+    ledger: Any, status: OrderStatus, event: OrderEvent
+) -> None:
     # An expired lease, so that the claim's lease condition never hides the table's verdict.
     put_at(ledger, status, lease_until=NOW - 1)
     before = ledger.get_order(KEY)
@@ -163,7 +165,13 @@ def test_a_live_lease_refuses_a_claim_and_an_expired_one_is_taken_over(ledger: A
     held = ledger.transition(KEY, OrderEvent.CLAIM, now=NOW + 10, claim_id="b", lease_until=NOW + 100)
     assert not held.ok and held.before.status is OrderStatus.ISSUING and held.before.fields["claim_id"] == "a"
     taken = ledger.transition(
-        KEY, OrderEvent.CLAIM, now=NOW + 91, claim_id="b", lease_until=NOW + 200, keep={"serial": "S2"}, add={"claims": 1}
+        KEY,
+        OrderEvent.CLAIM,
+        now=NOW + 91,
+        claim_id="b",
+        lease_until=NOW + 200,
+        keep={"serial": "S2"},
+        add={"claims": 1},
     )
     assert taken.ok
     record = ledger.get_order(KEY)
@@ -178,7 +186,9 @@ def test_fields_set_remove_and_count(ledger: Any) -> None:
     put_at(ledger, OrderStatus.ISSUING)
     assert ledger.touch(KEY, "c1", fields={"pin": "p1", "last_error": "x"})
     assert not ledger.touch(KEY, "other", fields={"pin": "p2"})
-    assert ledger.transition(KEY, OrderEvent.RETRY, now=NOW, claim_id="c1", fields={"last_error": None}, add={"retries": 1, "sends": 2}).ok
+    assert ledger.transition(
+        KEY, OrderEvent.RETRY, now=NOW, claim_id="c1", fields={"last_error": None}, add={"retries": 1, "sends": 2}
+    ).ok
     record = ledger.get_order(KEY)
     assert record.fields["pin"] == "p1" and "last_error" not in record.fields
     assert record.fields["retries"] == 1 and record.fields["sends"] == 2
@@ -195,8 +205,15 @@ def test_the_intake_writes(ledger: Any) -> None:
     ledger.mark_queued(KEY)  # a second time: nothing changes, nothing raises
     assert status_of(ledger) is OrderStatus.QUEUED
     other = OTHER
-    assert ledger.create_order(other, "s1", kind="paid", status="rejected", payload=PAYLOAD, outbox=False, violations=[{"code": "x"}]) is None
-    assert ledger.create_order(other, "s1", kind="paid", status="received", payload=PAYLOAD, outbox=True) is None  # replaces it
+    assert (
+        ledger.create_order(
+            other, "s1", kind="paid", status="rejected", payload=PAYLOAD, outbox=False, violations=[{"code": "x"}]
+        )
+        is None
+    )
+    assert (
+        ledger.create_order(other, "s1", kind="paid", status="received", payload=PAYLOAD, outbox=True) is None
+    )  # replaces it
     assert ledger.get_order(other).status is OrderStatus.RECEIVED
     assert {r.order_key for r in ledger.orders_of_store("s1")} == {KEY, other}
 

@@ -44,7 +44,16 @@ class FakeLedger:
             fields=dict(fields),
         )
 
-    def put(self, order_key: str, *, store_id: str, status: OrderStatus, kind: str = "paid", payload: dict[str, Any], **fields: Any) -> None:
+    def put(
+        self,
+        order_key: str,
+        *,
+        store_id: str,
+        status: OrderStatus,
+        kind: str = "paid",
+        payload: dict[str, Any],
+        **fields: Any,
+    ) -> None:
         """Test set-up: a record as it would be after some history."""
         now = iso(self.clock())
         self.items[order_key] = {

@@ -135,8 +135,12 @@ def drive(
             if on_tick:
                 on_tick()
             continue
-        started = clock.now
-        result = worker.handle(batch, lambda: int((started + WORKER_TIMEOUT_SECONDS - clock.now) * 1000))
+        deadline = clock.now + WORKER_TIMEOUT_SECONDS
+
+        def remaining_ms(deadline: float = deadline) -> int:
+            return int((deadline - clock.now) * 1000)
+
+        result = worker.handle(batch, remaining_ms)
         invocations += 1
         failed = set(result.failed)
         queue.delete([r["messageId"] for r in batch if r["messageId"] not in failed])
