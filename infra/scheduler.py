@@ -14,7 +14,7 @@ handler added to app.py runs here with no change to this file.
   again at its next time;
 - each handler gets EventBridge's scheduled event and a context counting down to its Lambda timeout
   (``lambda_timeout`` in .chalice/config.json, or ``--timeout``), in a warm container of its own
-  (``infra.worker_runner.Container``): one that overruns is killed, as Lambda would kill it.
+  (``infra.lambda_local.Container``): one that overruns is killed, as Lambda would kill it.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from infra.worker_runner import ROOT, Container, ContainerError, load_dotted
+from infra.lambda_local import ROOT, Container, ContainerError, load_dotted
 
 ACCOUNT = "123456789012"
 STAGE = "local"
