@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from chalicelib.config import MAX_RECEIVE_COUNT, QUEUE_VISIBILITY_SECONDS
 from infra.package import merge_template
-from infra.resources import MIN_RETENTION_DAYS, QUEUE_VISIBILITY_SECONDS, resource_set
+from infra.resources import MIN_RETENTION_DAYS, resource_set
 
 
 def test_every_deployed_resource_exists_locally(stack: Any) -> None:
@@ -45,7 +46,7 @@ def test_queue_has_redrive_to_the_dlq_and_long_visibility(aws: Any, stack: Any) 
     attrs = sqs.get_queue_attributes(QueueUrl=stack.physical["IssueQueue"], AttributeNames=["All"])["Attributes"]
     redrive = json.loads(attrs["RedrivePolicy"])
     assert redrive["deadLetterTargetArn"] == stack.attrs["IssueDLQ"]["Arn"]
-    assert int(redrive["maxReceiveCount"]) == 5
+    assert int(redrive["maxReceiveCount"]) == MAX_RECEIVE_COUNT  # the retry schedule's 24 h, not a count of 5
     assert int(attrs["VisibilityTimeout"]) == QUEUE_VISIBILITY_SECONDS
 
 
