@@ -17,7 +17,6 @@ Nothing here logs or sends except through the ``send`` callable given (the HTTP 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import threading
 from collections.abc import Callable
@@ -47,14 +46,6 @@ class EndpointSettings(Protocol):
 
 _lock = threading.Lock()
 _token_caches: dict[tuple[str, str, str], TokenCache] = {}
-
-
-@functools.cache
-def _transport_send() -> Send:
-    """The container's default transport (built on first use only)."""
-    from chalicelib.adapters.http import HttpTransport
-
-    return HttpTransport(connect_timeout=3.0, read_timeout=15.0).send
 
 
 def token_url_for(store: Store, settings: EndpointSettings) -> str:
@@ -90,14 +81,17 @@ def provider_for(
     send: Send | None = None,
     force_token_refresh: bool = False,
 ) -> Provider:
-    """The provider for ``store``. ``send`` is used only to fetch a Nuonuo token (default: HTTP)."""
+    """The provider for ``store``. ``send`` (the container's transport, from the composition root)
+    is used only to fetch a Nuonuo token."""
     options = dict(store.provider.options)
     seller = store.seller.tax_id
     endpoint = endpoint_for(store, settings)
     if store.provider.provider is TaxProvider.STA:
         return StaProvider(credentials, endpoint, seller_tax_id=seller, options=options)
     if store.provider.provider is TaxProvider.NUONUO:
-        cache = token_cache_for(store, credentials, settings, send or _transport_send())
+        if send is None:
+            raise ConfigurationError("a Nuonuo provider needs a transport to fetch its token", code="no_transport")
+        cache = token_cache_for(store, credentials, settings, send)
         token = cache.force_refresh() if force_token_refresh else cache.get()
         try:
             return NuonuoProvider(credentials, endpoint, seller_tax_id=seller, access_token=token, options=options)
@@ -125,7 +119,7 @@ def pin_for(store: Store, settings: EndpointSettings) -> str:
 class Providers:
     """The issuing use case's provider port: stage settings and the transport bound once."""
 
-    def __init__(self, settings: EndpointSettings, send: Send | None = None) -> None:
+    def __init__(self, settings: EndpointSettings, send: Send) -> None:
         self._settings = settings
         self._send = send
 
