@@ -26,6 +26,7 @@ is handed to an operator (alert) and its message to the dead-letter queue.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -180,7 +181,8 @@ class IssueInvoice:
     def _not_claimed(self, order_key: str, before: OrderRecord, now: float) -> Outcome:
         if before.status is OrderStatus.ISSUING:  # a live lease: another attempt (or a check) owns it
             self.settle.metric("LeaseHeld")
-            wait = max(1, int(before.number("lease_until") - now) + 1)
+            # The ledger holds a lease live while lease_until >= int(now): come back after that second.
+            wait = max(1, math.ceil(before.number("lease_until") + 1 - now))
             self.log.info("order leased by another attempt", extra={"order_key": order_key, "retry_in": wait})
             return Outcome(order_key, OrderStatus.ISSUING, retry_in=wait, detail="lease held")
         self.log.info("order needs nothing", extra={"order_key": order_key, "status": before.status.value})
@@ -258,8 +260,9 @@ class IssueInvoice:
             if found is None:
                 raise AmbiguousTaxError("the platform reports a duplicate, but a query finds nothing yet") from None
             return self._found(a, found)
-        except RetryableTaxError:
-            a.sent.may_have_left = False  # the platform said it did not take it (busy, 5xx, not sent)
+        except (RetryableTaxError, AuthTaxError):
+            # The platform said it did not take it (busy, 5xx, not sent, or refused our credentials).
+            a.sent.may_have_left = False
             raise
         a.sent.may_have_left = True
         return self._accepted(a, accepted.provider_ref)
@@ -304,10 +307,12 @@ class IssueInvoice:
             session = self._session(store)
             results = self.exchange.query(session, tuple(e.serial for e in entries), self.clock(), keys)
         except (TaxError, EInvoiceError) as exc:
+            # Each order goes on alone, on its own schedule (its record's counters), rather than the
+            # check message retrying for orders whose leases expire meanwhile anyway.
             self.log.warning("batched check failed", extra={**keys, "error": getattr(exc, "code", "error")})
-            return Outcome(
-                store_id, OrderStatus.ACCEPTED, retry_in=self.schedule.delay(round_no), detail="check failed"
-            )
+            reason = f"check failed: {getattr(exc, 'code', type(exc).__name__)}"
+            moved = [self.settle.wait_entry(e, reason=reason) for e in entries]
+            return Outcome(store_id, OrderStatus.ACCEPTED, requeue=tuple(m for m in moved if m), detail=reason)
         requeue: list[tuple[str, int]] = []
         for entry in entries:
             found = results.get(entry.serial)

@@ -55,3 +55,5 @@ class Outcome:
     dead_letter: bool = False
     invoice_number: str | None = None
     detail: str = ""
+    #: the attempt's claim had been taken over: it wrote nothing (the newer attempt decides)
+    lost: bool = False

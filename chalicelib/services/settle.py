@@ -136,13 +136,28 @@ class Settler:
         return self._later(a, OrderEvent.WAIT, None, counter="checks", provider_ref=provider_ref)
 
     def auth_failed(self, a: Attempt, exc: AuthTaxError) -> Outcome:
+        """Credentials refused. ``failed_auth`` only when nothing can be on the platform: a refusal
+        while a request's outcome is unknown must keep the query-first (and the pin check)."""
         self.metric("TaxAuthFailed")
-        outcome = self._later(a, OrderEvent.AUTH_FAILED, error_text(exc), counter="retries")
+        if a.record.status is OrderStatus.ACCEPTED:
+            event = OrderEvent.WAIT
+        elif a.unknown or a.sent.may_have_left:
+            event = OrderEvent.UNKNOWN
+        else:
+            event = OrderEvent.AUTH_FAILED
+        first = a.record.text("auth_alerted_at") is None and a.record.status is not OrderStatus.FAILED_AUTH
+        outcome = self._later(
+            a,
+            event,
+            error_text(exc),
+            counter="retries",
+            extra={"auth_alerted_at": self.clock().isoformat()} if first else None,
+        )
         self.log.error(
             "tax platform refused our credentials",
             extra={**a.keys, "code": exc.code, "provider_code": exc.provider_code},
         )
-        if a.record.status is not OrderStatus.FAILED_AUTH:  # alert on the first failure only
+        if first and not outcome.lost:  # one alert per order; none from an attempt that was taken over
             store = a.store
             self.alert(
                 f"einvoice: tax credentials refused for store {store.store_id}",
@@ -189,9 +204,11 @@ class Settler:
         *,
         counter: str,
         provider_ref: str | None = None,
+        extra: dict[str, FieldValue] | None = None,
     ) -> Outcome:
         now = self.clock().timestamp()
-        n = a.record.number(counter) + 1
+        # The schedule counts every look at the order, failed (retries) or still pending (checks).
+        n = a.record.number("retries") + a.record.number("checks") + 1
         give_up = n > self.horizon_attempts
         delay = self.schedule.delay(min(n, self.horizon_attempts))
         fields: dict[str, FieldValue] = {"last_error": last_error}
@@ -199,6 +216,7 @@ class Settler:
             fields["provider_ref"] = provider_ref
         if give_up:
             fields["gave_up_at"] = self.clock().isoformat()
+        fields.update(extra or {})
         add = {counter: 1, **({"sends": a.sent.issue_requests} if a.sent.issue_requests else {})}
         written = self.ledger.transition(
             a.order_key,
@@ -268,7 +286,7 @@ class Settler:
         """Our claim was taken over (we were paused past the lease): the newer attempt decides."""
         self.metric("LeaseLost")
         self.log.warning("lease lost: not writing", extra={"order_key": order_key, "would_write": what})
-        return Outcome(order_key, OrderStatus.ISSUING, detail="lease lost")
+        return Outcome(order_key, OrderStatus.ISSUING, detail="lease lost", lost=True)
 
     def alert(self, subject: str, message: str) -> None:
         try:

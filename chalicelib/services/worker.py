@@ -216,9 +216,13 @@ class BatchWorker:
         for (store_id, pin), entries in checks.items():
             delay = self.first_check_seconds(store_id)
             if delay <= 0 and deadline - self.clock() >= self.min_attempt:
-                outcome = self.use_case.check(store_id, pin, entries, round_no=1)
-                requeue.extend((k, "paid", d) for k, d in outcome.requeue)
-                if outcome.retry_in is None:
+                try:
+                    outcome = self.use_case.check(store_id, pin, entries, round_no=1)
+                except Exception:
+                    self.log.exception("immediate check failed; checking later", extra={"store_id": store_id})
+                    delay = self.schedule.delay(1)
+                else:
+                    requeue.extend((k, "paid", d) for k, d in outcome.requeue)
                     continue
             try:
                 self.queue.send_check(store_id, pin, [e.as_message() for e in entries], delay_seconds=max(delay, 0))
