@@ -21,9 +21,9 @@ HTTP status (routes) or to a batch-item result (worker). The tree::
     │   └── PaddingError                      bad PKCS#7 padding after decryption (wrong key / corrupted)
     └── TaxError                              the tax platform said no (or did not say)
         ├── RetryableTaxError                 system busy, 5xx, throttled: retry with backoff
-        │   └── LeaseHeld, LeaseLost, StillPending (services/issue.py): the worker's own "try later"
-        ├── AmbiguousTaxError                 sent, no reply (timeout, connection lost, garbled reply):
-        │                                     outcome unknown, query by serial before any new issue
+        ├── AmbiguousTaxError                 sent, no reply (timeout, connection lost, garbled reply,
+        │                                     an undocumented code): outcome unknown, query by serial
+        │                                     before any new issue
         ├── DuplicateTaxError                 already issued: fetch the existing invoice
         ├── PermanentTaxError                 parameter errors (names the field): never retry as is
         │   └── UnsupportedOperation          the provider does not offer it (e.g. void of 数电票)
