@@ -69,6 +69,20 @@ class EventLine(Frozen):
     discount: Dec = Decimal(0)  # positive number; already deducted from total
 
 
+class PriceBasis(StrEnum):
+    """How a store's prices are meant: tax included (consumer prices, the default) or excluded."""
+
+    INCLUSIVE = "inclusive"  # 含税: the line total includes the tax; amount and tax are split from it
+    EXCLUSIVE = "exclusive"  # 不含税: the line total is the amount; tax is added on top
+
+
+class RejectionReply(StrEnum):
+    """What a platform is answered when its order breaks an invoice rule (the order is kept either way)."""
+
+    REFUSE = "refuse"  # 422 with the violations: for integrators who read the answer
+    ACKNOWLEDGE = "acknowledge"  # 2xx: the platform's retries cannot fix the order; the operator can
+
+
 class PaymentEvent(Frozen):
     """A verified, parsed platform event: the output of every ``webhooks.<platform>.verify``."""
 
@@ -82,6 +96,10 @@ class PaymentEvent(Frozen):
     buyer: Buyer | None = None
     refund_id: str | None = None
     refund_amount: Dec | None = None  # yuan, positive
+    #: Amounts the platform itself labels, tax-inclusive yuan (None: the platform did not say).
+    shipping: Dec | None = None  # 运费 the buyer paid
+    order_discount: Dec | None = None  # order-level platform discount / coupon (positive)
+    fees: Dec | None = None  # tips, service or handling fees the buyer paid
     occurred_at: datetime | None = None
     event_type: str = ""  # the platform's own type/topic, for the audit trail
 
@@ -292,6 +310,11 @@ class Store(Frozen):
     buyer_checksum_policy: ChecksumPolicy = ChecksumPolicy.WARN
     single_invoice_limit: Dec | None = None  # 开票限额 (excl. tax), when the store has one
     active: bool = True
+    price_basis: PriceBasis = PriceBasis.INCLUSIVE
+    shipping_item: CatalogueItem | None = None  # what shipping is invoiced as (e.g. 运输服务 9 %); None: refused
+    fee_item: CatalogueItem | None = None  # what tips / fees are invoiced as; None: refused
+    #: platform → what it is answered for an order that breaks a rule (defaults: ``rejection_reply_for``)
+    rejection_replies: dict[str, RejectionReply] = Field(default_factory=dict)
 
     @field_validator("store_id")
     @classmethod
