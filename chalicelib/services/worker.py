@@ -9,8 +9,9 @@ so the queue's visibility timeout only matters when an invocation dies. Besides 
   (``min_attempt_seconds``); otherwise it and every later one are handed back at once (visibility 0),
   untouched, for another invocation.
 - **Heartbeat**: before a record is started, its message's visibility is extended if it would end
-  before the record could finish (a batch that took long so far), so no second worker receives it
-  while this one is working on it.
+  before the record could finish, so no second worker receives it while this one works on it. With
+  the shipped values (visibility 90 s, timeout 60 s, a record started only with 23 s left) it cannot
+  fire; it guards a deployment that sets the queue's visibility timeout at or below the function's.
 - **Checks**: accepted requests of the batch are gathered per store and looked up later with one
   delayed check message (one query for all their serials) — at once when the store's first check is 0.
 - **Dead letters**: a message that can never succeed (malformed) and an order past the retry horizon
