@@ -123,13 +123,7 @@ def test_a_killed_worker_is_restarted_and_an_order_posted_after_the_kill_is_issu
     assert supervised.pids()["worker"] != worker
     assert not (containers & group(worker)), "the killed worker's containers were left running"
 
-    sample = supervised.cli("webhook", "sample", "demo-shanghai", "--api", supervised.api)
-    posted = subprocess.run(
-        ["bash", "-c", sample.strip() + " -w '\\n%{http_code}'"], capture_output=True, text=True, check=True
-    ).stdout
-    body, code = posted.rsplit("\n", 1)
-    assert code == "202", posted
-    key = json.loads(body)["order_key"]
+    key = _post_sample(supervised)
 
     def settled() -> dict[str, Any] | None:
         shown: dict[str, Any] = json.loads(supervised.cli("orders", "show", key))
@@ -137,6 +131,47 @@ def test_a_killed_worker_is_restarted_and_an_order_posted_after_the_kill_is_issu
 
     assert eventually(f"{key} issued", settled)["status"] == "issued"
     assert re.search(r"worker\[\d\]: request \S+: batch of 1, 0 failed", supervised.log("worker"))
+
+
+def _post_sample(supervised: Stack) -> str:
+    sample = supervised.cli("webhook", "sample", "demo-shanghai", "--api", supervised.api)
+    posted = subprocess.run(
+        ["bash", "-c", sample.strip() + " -w '\\n%{http_code}'"], capture_output=True, text=True, check=True
+    ).stdout
+    body, code = posted.rsplit("\n", 1)
+    assert code == "202", posted
+    return str(json.loads(body)["order_key"])
+
+
+def _admin(supervised: Stack, path: str, payload: dict[str, Any] | None = None) -> Any:
+    url = f"http://127.0.0.1:{supervised.ports['sandbox']}{path}"
+    data = json.dumps(payload).encode() if payload is not None else None
+    request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
+    with urllib.request.urlopen(request, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_an_order_the_worker_held_when_it_was_killed_is_issued_once(supervised: Stack) -> None:
+    """Nothing lost: the worker dies mid tax call; its message comes back after the visibility timeout
+    (90 s), the attempt after the lease, queries first, and the order ends issued — once."""
+    from chalicelib.domain.order_state import serial_for
+
+    _admin(supervised, "/admin/faults", {"latency_ms": 5000, "only": ["QDFPSC"]})  # the issue call hangs 5 s
+    try:
+        key = _post_sample(supervised)
+        eventually(f"{key} claimed", lambda: json.loads(supervised.cli("orders", "show", key))["status"] == "issuing")
+        os.kill(supervised.pids()["worker"], signal.SIGKILL)
+    finally:
+        _admin(supervised, "/admin/faults", {"latency_ms": 0, "only": []})
+    killed = time.monotonic()
+
+    def issued() -> bool:
+        return bool(json.loads(supervised.cli("orders", "show", key))["status"] == "issued")
+
+    eventually(f"{key} issued after the kill", issued, timeout=180)
+    assert time.monotonic() - killed <= 150  # the visibility timeout and the lease, not 6 minutes
+    invoices = _admin(supervised, f"/admin/invoices?serial={serial_for(key)}")
+    assert len(invoices["invoices"] if isinstance(invoices, dict) else invoices) == 1
 
 
 def test_a_killed_api_is_restarted_and_answers_again(supervised: Stack) -> None:
