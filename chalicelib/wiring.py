@@ -75,7 +75,9 @@ def queue() -> IssueQueue:
 def transport() -> HttpTransport:
     from chalicelib.adapters.http import HttpTransport
 
-    return HttpTransport(connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=READ_TIMEOUT_SECONDS)
+    # retries=0: the transport's own retry of a request that never left would sleep between tries;
+    # inside a Lambda invocation nothing sleeps — the worker's retry schedule brings it back instead.
+    return HttpTransport(connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=READ_TIMEOUT_SECONDS, retries=0)
 
 
 def utcnow() -> datetime:
