@@ -6,14 +6,31 @@ timing (figures live in ``docs/benchmarks.md``, produced by ``python -m bench``)
 
 from __future__ import annotations
 
+import base64
+import cProfile
 import dataclasses
+import hashlib
+import hmac
 import importlib
+import json
+import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from bench import __main__ as bench_main
-from bench import bench_import, bench_webhooks
+from bench import (
+    bench_import,
+    bench_issuing,
+    bench_webhooks,
+    issuing_common,
+    issuing_counters,
+    issuing_e2e,
+    issuing_inprocess,
+    issuing_report,
+    issuing_stack,
+)
 from bench.common import Timing, percentile, time_calls
 from chalicelib.domain.models import EventKind, InvoiceOrder, PaymentEvent
 from chalicelib.webhooks import PLATFORMS
@@ -23,7 +40,7 @@ BENCH_DIR = Path(bench_main.__file__).parent
 
 def test_every_bench_module_imports_and_has_run() -> None:
     modules = bench_main.discover()
-    assert {"bench_crypto", "bench_import", "bench_nuonuo", "bench_webhooks"} <= set(modules)
+    assert {"bench_crypto", "bench_import", "bench_issuing", "bench_nuonuo", "bench_webhooks"} <= set(modules)
     assert modules == sorted(modules)
     for stem in modules:
         assert callable(importlib.import_module(f"bench.{stem}").run)
@@ -95,3 +112,97 @@ def test_main_keeps_other_sections_of_a_partial_run() -> None:
     assert doc.startswith("# Benchmarks")
     assert bench_main.existing_sections(doc) == {"bench_a": "## A\n\n1\n", "bench_b": "## B\n\n2\n"}
     assert bench_main._resolve(["webhooks"], ["bench_webhooks"]) == ["bench_webhooks"]
+
+
+# --- bench_issuing / issuing_e2e ---------------------------------------------------------------------
+def test_issuing_webhook_is_the_cli_sample_and_verifies() -> None:
+    secret = issuing_common.sample_secret("demo-shanghai")
+    request = issuing_common.signed_webhook("demo-shanghai", secret, "SMOKE-1")
+    assert request.path == "/webhooks/standard/demo-shanghai"
+    assert json.loads(request.body)["data"]["order_id"] == "SMOKE-1"
+    h = request.headers
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{h['webhook-id']}.{h['webhook-timestamp']}.".encode() + request.body
+    assert h["webhook-signature"] == "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+def test_issuing_helpers(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert issuing_common.sandbox_default_delay() >= 0
+    assert issuing_counters._tax_label("/access/v2/invoke/LQKP/QDFPSC", {}) == "sta QDFPSC"
+    assert issuing_counters._tax_label("/open/v1/services?senid=1", {"method": "a.b.query"}) == "nuonuo query"
+    assert issuing_counters._tax_label("/admin/health", {}) == ""
+    monkeypatch.setenv("BENCH_ISSUING_PARTS", "1")
+    assert bench_issuing.parts_from_env() == (1,)
+    monkeypatch.setenv("BENCH_ISSUING_PARTS", "3")
+    with pytest.raises(ValueError):
+        bench_issuing.parts_from_env()
+    assert issuing_counters.stage_of("/x/site-packages/botocore/client.py", "f").startswith("AWS SDK")
+    assert issuing_counters.stage_of("~", "<built-in method _hashlib.new>").startswith("crypto")
+    assert issuing_counters.stage_of("/usr/lib/python3.12/json/encoder.py", "encode") == issuing_counters.OTHER
+    profile = cProfile.Profile()
+    profile.enable()
+    json.dumps({"a": [1, 2, 3]})
+    profile.disable()
+    shares = issuing_counters.stage_shares(profile)
+    assert shares and abs(sum(shares.values()) - 1) < 1e-6
+    assert issuing_stack.group_cpu_seconds(os.getpgid(0)) > 0
+    assert issuing_stack.own_cpu_seconds() > 0
+    assert issuing_stack.machine_busy_seconds() > 0
+
+
+@pytest.mark.slow
+def test_issuing_part_1_runs_a_handful_of_orders(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The worker still leaves the first check to a delayed message (the path the bench measures), but after
+    # 1 s rather than 3 s: the sandbox issues at once here, and each of the five batches waits that out.
+    monkeypatch.setenv("FIRST_CHECK_SECONDS", "1")
+    runs = issuing_inprocess.measure_in_process(warm=2, cold=1, profiled=1, providers=("sta",), delays=(0.0,))
+    (run,) = runs
+    assert [b.label for b in run.batches] == ["cold", "warm", "profiled"]
+    for batch in run.batches:
+        assert batch.issued == batch.orders, batch
+        assert batch.calls["intake"].total() > 0 and batch.calls["worker"].total() > 0
+        assert batch.tax_client.total() > 0  # (the profiled batch's sandbox is a process: no server-side count)
+    assert run.batches[-1].stages
+    section = issuing_report.render_in_process(runs, elapsed=0.0)
+    assert section.startswith("### Part 1")
+    assert "| sta | 0 | warm | 2 (2) |" in section
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_issuing_part_2_runs_on_the_local_stack() -> None:
+    result = issuing_e2e.measure(orders=4, limit_s=45, poll_s=0.5)
+    assert len(result.posts) == 4
+    assert result.stopped
+    section = issuing_report.render_e2e(result)
+    assert section.startswith("### Part 2")
+    assert "| aws |" in section and "| worker |" in section
+    assert "| worker after intake: last answer → last issued |" in section
+    assert "**Aim: 1,000 orders drained in ≤ 60 s** — n/a" in section
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat()
+
+
+def _e2e_result(issued_after: float, spread: float) -> issuing_e2e.E2EResult:
+    """1,000 orders posted over 30 s; order i issued ``issued_after`` s after its post plus ``i * spread``."""
+    t0 = 1_000_000.0
+    posts = [issuing_e2e.Post(f"O{i}", 202, 0.01, t0 + i * 0.03, t0 + i * 0.03, f"k{i}", "queued") for i in range(1000)]
+    done = [p.ended + issued_after + i * spread for i, p in enumerate(posts)]
+    issued = {p.order_key: {"created_at": _iso(p.ended), "updated_at": _iso(done[i])} for i, p in enumerate(posts)}
+    pids = {"api": 1, "worker": 2}
+    samples = [issuing_stack.CpuSample(t0 + at, {k: at / 2 for k in pids}, pids) for at in (0.0, 30.0, max(done) - t0)]
+    end = max(done) + 1
+    last = posts[-1].ended
+    return issuing_e2e.E2EResult(
+        1000, 4, "demo", 3.0, posts, issued, t0, last, end, end, samples, 900.0, first_check_s=3.0
+    )
+
+
+def test_issuing_part_2_names_the_stage_that_bounds_the_drain() -> None:
+    kept_pace = issuing_report.render_e2e(_e2e_result(issued_after=6.0, spread=0.0))
+    assert "≤ 60 s** — met." in kept_pace and "Bounded by **intake**" in kept_pace
+    assert "| worker after intake: last answer → last issued | **6.0 s** |" in kept_pace
+    behind = issuing_report.render_e2e(_e2e_result(issued_after=6.0, spread=0.05))
+    assert "≤ 60 s** — **not met**." in behind and "Bounded by **the worker**" in behind
