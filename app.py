@@ -1,6 +1,11 @@
 """Chalice wiring only: routes, the SQS worker and schedules; domain errors mapped to HTTP / batch results.
 
 Nothing here creates an AWS client at import time: adapters are built on first use (cold starts).
+Every HTTP error is answered in the project's JSON shape, ``{"error": code, "message": …}``: a route
+answers the methods it does not serve with ``405`` itself (with ``Allow``; registered, so that API
+Gateway hands them to us instead of answering on its own), any other path up to four segments deep is
+a ``404`` (``not_found``), and :func:`own_error_shape` rewrites the few answers Chalice makes itself
+(an unsupported media type, an uncaught exception).
 Powertools: the Logger writes JSON with the order key as correlation id, Metrics are flushed after
 every invocation, the Tracer (built on first use) annotates each webhook and batch with its store and
 order key; it is active in Lambda and disabled locally by POWERTOOLS_TRACE_DISABLED.
@@ -9,9 +14,11 @@ order key; it is active in Lambda and disabled locally by POWERTOOLS_TRACE_DISAB
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -22,6 +29,9 @@ from chalicelib.domain import errors
 from chalicelib.domain.taxpayer import mask
 from chalicelib.webhooks import platform as platform_module
 from chalicelib.webhooks.base import Outcome
+
+if TYPE_CHECKING:  # the intake is imported on first use (cold starts: docs/benchmarks.md)
+    from chalicelib.services.ingest import IngestResult
 
 app = Chalice(app_name="einvoice")
 logger = Logger(service="einvoice")
@@ -43,6 +53,12 @@ WEBHOOK_CONTENT_TYPES = [
     "text/plain",
     "application/octet-stream",
 ]
+WEBHOOK_PATH = "/webhooks/{platform}/{store_id}"
+#: Every method a route can be asked for (API Gateway's and Chalice's list).
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+#: Unknown paths are answered 404 by catch-all routes up to this many segments deep (one more than
+#: the deepest route, so a mistyped webhook URL is a 404 too).
+CATCH_ALL_DEPTH = 4
 
 
 # --- use cases, built once per container on first use (chalicelib/wiring.py) ----------------------
@@ -75,7 +91,7 @@ def health() -> dict[str, str]:
     return {"status": "ok", "stage": settings().stage}
 
 
-@app.route("/webhooks/{platform}/{store_id}", methods=["POST"], content_types=WEBHOOK_CONTENT_TYPES)
+@app.route(WEBHOOK_PATH, methods=["POST"], content_types=WEBHOOK_CONTENT_TYPES)
 def webhook(platform: str, store_id: str) -> Response:
     request = app.current_request
     raw = request.raw_body or b""
@@ -102,9 +118,23 @@ def webhook(platform: str, store_id: str) -> Response:
         },
     )
     metrics.add_metric(name=f"Webhook_{result.outcome}", unit=MetricUnit.Count, value=1)
-    outcome = {"queued": Outcome.QUEUED, "held": Outcome.QUEUED, "duplicate": Outcome.DUPLICATE}[result.outcome]
-    reply = platform_module(platform).reply(outcome, order_key=result.order_key, status=result.status)
+    if result.outcome == "rejected":
+        logger.info("order rejected, acknowledged", extra={"violations": [v.code for v in result.violations]})
+    reply = platform_module(platform).reply(
+        Outcome(result.outcome), order_key=result.order_key, status=result.status, detail=_detail(result)
+    )
     return _reply(reply)
+
+
+def _detail(result: IngestResult) -> dict[str, Any] | None:
+    """What the answer adds to the outcome: why an order is held, what an acknowledged rejection broke."""
+    from chalicelib.services.ingest import HELD_REASONS
+
+    if result.outcome == "held" and result.reason:
+        return {"reason": result.reason, "message": HELD_REASONS[result.reason]}
+    if result.outcome == "rejected":
+        return {"errors": [v.as_dict() for v in result.violations]}
+    return None
 
 
 def _reply(reply: Any) -> Response:
@@ -122,6 +152,11 @@ def _webhook_error(exc: errors.EInvoiceError) -> Response:
         return _json(404, {"error": exc.code, "message": exc.message})
     if isinstance(exc, errors.PayloadTooLarge):
         return _json(413, {"error": exc.code, "message": exc.message})
+    if isinstance(exc, errors.OrderRejected):
+        codes = [v.code for v in exc.violations]
+        logger.info("order rejected", extra={"order_key": exc.order_key, "violations": codes})
+        body = {"error": exc.code, "order_key": exc.order_key, "status": "rejected"}
+        return _json(422, {**body, "errors": [v.as_dict() for v in exc.violations]})
     if isinstance(exc, errors.ValidationFailed):
         logger.info("order rejected", extra={"violations": [v.code for v in exc.violations]})
         return _json(422, {"error": exc.code, "errors": [v.as_dict() for v in exc.violations]})
@@ -132,6 +167,50 @@ def _webhook_error(exc: errors.EInvoiceError) -> Response:
         return _json(503, {"error": exc.code, "message": "temporarily unavailable, retry later"}, {"Retry-After": "30"})
     logger.exception("unexpected intake error")
     return _json(500, {"error": "internal_error"})
+
+
+# --- every other method and path: answered in our own shape ----------------------------------------
+def _refuse_other_methods(path: str, allowed: tuple[str, ...]) -> None:
+    """Register the methods ``path`` does not serve, answered 405 with ``Allow``."""
+
+    def method_not_allowed(**_: str) -> Response:
+        method = app.current_request.method if app.current_request else "?"
+        message = f"{method} is not allowed on {path}; use {', '.join(allowed)}"
+        return _json(405, {"error": "method_not_allowed", "message": message}, {"Allow": ", ".join(allowed)})
+
+    method_not_allowed.__name__ = f"method_not_allowed_{re.sub(r'\W+', '_', path).strip('_')}"
+    app.route(path, methods=[m for m in METHODS if m not in allowed], content_types=["*/*"])(method_not_allowed)
+
+
+def _answer_not_found(depth: int) -> None:
+    """Register a catch-all route of ``depth`` segments: every method answered 404."""
+
+    def not_found(**parts: str) -> Response:
+        path = "/" + "/".join(parts[f"p{i}"] for i in range(1, depth + 1))
+        return _json(404, {"error": "not_found", "message": f"no route {path}"})
+
+    not_found.__name__ = f"not_found_{depth}"
+    path = "".join(f"/{{p{i}}}" for i in range(1, depth + 1))
+    app.route(path, methods=list(METHODS), content_types=["*/*"])(not_found)
+
+
+_refuse_other_methods("/health", ("GET",))
+_refuse_other_methods(WEBHOOK_PATH, ("POST",))
+for _depth in range(1, CATCH_ALL_DEPTH + 1):
+    _answer_not_found(_depth)
+
+
+@app.middleware("http")
+def own_error_shape(event: Any, get_response: Callable[[Any], Response]) -> Response:
+    """Chalice's own error answers (``{"Code", "Message"}``: an unsupported media type, an uncaught
+    exception) rewritten to ``{"error": code, "message": …}``, their status and headers kept."""
+    response = get_response(event)
+    body = response.body
+    if response.status_code < 400 or not isinstance(body, dict) or set(body) != {"Code", "Message"}:
+        return response
+    code = re.sub(r"(?<!^)(?=[A-Z])", "_", str(body["Code"])).lower().removesuffix("_error")
+    headers = {k: v for k, v in (response.headers or {}).items() if k.lower() != "content-type"}
+    return _json(response.status_code, {"error": code, "message": str(body["Message"])}, headers)
 
 
 # --- worker ------------------------------------------------------------------------------------------

@@ -26,13 +26,18 @@ QUEUE_VISIBILITY_SECONDS = WORKER_TIMEOUT_SECONDS + 30
 RETRY_SCHEDULE = DEFAULT_SCHEDULE
 MAX_RECEIVE_COUNT = RETRY_SCHEDULE.receives_within()
 #: The first look at an accepted request's result, seconds after acceptance: the platform's typical
-#: issuing delay (the sandbox's default is 3 s). A store may set ``first_check_seconds`` in its
-#: provider options; the environment variable FIRST_CHECK_SECONDS sets the stage default.
-FIRST_CHECK_SECONDS = 3
+#: issuing delay plus a margin, so the first look usually finds the invoice (the sandbox's default
+#: delay is 3 s; a look that comes too early costs a re-check 10 s later). A store may set
+#: ``first_check_seconds`` in its provider options; FIRST_CHECK_SECONDS sets the stage default.
+FIRST_CHECK_SECONDS = 4
 #: A record whose next step is this late is re-queued by the sweeper (it runs every minute).
 SWEEP_GRACE_SECONDS = 120
 #: A webhook body larger than this is refused with 413 (API Gateway's own limit is 10 MB).
 MAX_WEBHOOK_BYTES = 256 * 1024
+#: The rejection-burst alert: this many rejected orders of one store within this many minutes send one
+#: alert to the alarm topic (environment: REJECTION_ALERT_THRESHOLD, REJECTION_ALERT_MINUTES).
+REJECTION_ALERT_THRESHOLD = 5
+REJECTION_ALERT_MINUTES = 15
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,8 @@ class Settings:
     nuonuo_token_url: str
     public_base_url: str
     first_check_seconds: int = FIRST_CHECK_SECONDS
+    rejection_alert_threshold: int = REJECTION_ALERT_THRESHOLD
+    rejection_alert_minutes: int = REJECTION_ALERT_MINUTES
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -70,6 +77,8 @@ class Settings:
             nuonuo_token_url=e.get("NUONUO_TOKEN_URL", "http://127.0.0.1:8900/accessToken"),
             public_base_url=e.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000"),
             first_check_seconds=int(e.get("FIRST_CHECK_SECONDS", str(FIRST_CHECK_SECONDS))),
+            rejection_alert_threshold=int(e.get("REJECTION_ALERT_THRESHOLD", str(REJECTION_ALERT_THRESHOLD))),
+            rejection_alert_minutes=int(e.get("REJECTION_ALERT_MINUTES", str(REJECTION_ALERT_MINUTES))),
         )
 
 

@@ -92,14 +92,27 @@ def first_check_seconds(store: Store) -> int:
 
 @cache
 def ingest() -> Ingest:
+    from chalicelib.adapters.alerts import SnsAlerts
     from chalicelib.adapters.taxcodes import TaxCodeSource
+    from chalicelib.services.rejections import BurstPolicy, RejectionAlerts
 
-    return Ingest(
-        stores=stores(),
-        secrets=secrets(),
-        ledger=ledger(),
-        queue=queue(),
-        taxcodes=TaxCodeSource(settings().config_bucket),
+    s = settings()
+    burst = BurstPolicy(threshold=s.rejection_alert_threshold, window_seconds=s.rejection_alert_minutes * 60)
+    from chalicelib.adapters import aws
+
+    # The webhook path runs its AWS calls in the intake profile: short timeouts, one retry, and an
+    # end-to-end deadline that fits the platforms' own (INTAKE_DEADLINE_SECONDS, default 5 s).
+    return aws.intake(
+        Ingest(
+            stores=stores(),
+            secrets=secrets(),
+            ledger=ledger(),
+            queue=queue(),
+            taxcodes=TaxCodeSource(s.config_bucket),
+            rejections=RejectionAlerts(
+                counter=ledger(), alerts=SnsAlerts(s.alarm_topic_arn), policy=burst, logger=logger
+            ),
+        )
     )
 
 

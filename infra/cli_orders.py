@@ -1,4 +1,11 @@
-"""Operator commands on stuck orders: ``einvoice orders retry`` and ``einvoice dlq list|redrive``.
+"""Operator commands on stuck and rejected orders: ``einvoice orders list|retry|fix`` and ``einvoice dlq
+list|redrive``.
+
+``orders list`` (its parser is in ``infra/cli.py``; its handler here) shows a rejected order's first
+violation, and ``--status`` is filtered by the ledger, so a store's rejected orders are found however
+many newer orders it has. ``orders fix KEY`` corrects a rejected order (the buyer from the flags, or
+the corrected fields from ``--from-file``; the format is in ``chalicelib/services/rejections.py`` and
+docs/operator.md): it is validated again under the store's current settings and, when valid, issued.
 
 A retry is always safe: the record goes to ``ambiguous`` (``order_state.OPERATOR_RETRY``), so the next
 attempt queries the platform by the order's serial before it could send anything, and the serial
@@ -10,13 +17,21 @@ change, after checking on the *old* platform that it holds no invoice under the 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import os
 import sys
 import time
-from typing import Any
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.config import SWEEP_GRACE_SECONDS
 from chalicelib.domain.order_state import CLAIMABLE, OPERATOR_RETRYABLE, OrderEvent, OrderStatus, serial_for
+
+if TYPE_CHECKING:
+    from chalicelib.services.ports import OrderRecord
+    from chalicelib.services.rejections import FixResult
 
 
 def _need(var: str) -> str:
@@ -65,7 +80,7 @@ def retry_order(order_key: str, *, repin: bool = False) -> tuple[int, str]:
         reason = {
             OrderStatus.ISSUED: "it is issued",
             OrderStatus.HELD: "it is held for manual issuing (pilot share)",
-            OrderStatus.REJECTED: "it was rejected: fix the order or the store and have the platform resend it",
+            OrderStatus.REJECTED: f"it was rejected: correct it with `einvoice orders fix {order_key} …`",
         }.get(status, f"its status is {status.value}")
         return 1, f"nothing to retry for {order_key}: {reason}"
     if repin and status is not OrderStatus.BLOCKED:
@@ -84,6 +99,88 @@ def cmd_orders_retry(args: argparse.Namespace) -> int:
     code, message = retry_order(args.order_key, repin=args.repin)
     print(message, file=sys.stderr if code else sys.stdout)
     return code
+
+
+def first_violation(record: OrderRecord, width: int = 90) -> str:
+    """A rejected record's first violation, one line: ``field: code — English message (+n more)``."""
+    violations = record.violations or []
+    if not violations:
+        return ""
+    v = violations[0]
+    text = f"{v.get('field', '?')}: {v.get('code', '?')} — {v.get('message_en', '')}"
+    more = f" (+{len(violations) - 1} more)" if len(violations) > 1 else ""
+    return (text[: width - 1] + "…" if len(text) > width else text) + more
+
+
+def cmd_orders_list(args: argparse.Namespace) -> int:
+    from chalicelib.adapters.ledger import Ledger
+
+    if args.status is not None and args.status not in {s.value for s in OrderStatus}:
+        print(f"no status {args.status!r}; one of {', '.join(s.value for s in OrderStatus)}", file=sys.stderr)
+        return 2
+    records = Ledger(_need("LEDGER_TABLE")).orders_of_store(args.store_id, limit=args.limit, status=args.status)
+    print(f"{'CREATED':<28} {'STATUS':<12} {'KIND':<9} {'ORDER KEY':<40} FIRST VIOLATION")
+    for r in records:
+        print(f"{r.created_at:<28} {r.status:<12} {r.kind:<9} {r.order_key:<40} {first_violation(r)}".rstrip())
+    return 0
+
+
+def fix_order(order_key: str, corrections: dict[str, Any], *, by: str) -> FixResult:
+    """Correct one rejected order against the configured stack (``chalicelib/services/rejections.py``)."""
+    from chalicelib.adapters.ledger import Ledger
+    from chalicelib.adapters.queue import IssueQueue
+    from chalicelib.adapters.stores import StoreRegistry
+    from chalicelib.adapters.taxcodes import TaxCodeSource
+    from chalicelib.services.rejections import FixRejected
+
+    use_case = FixRejected(
+        ledger=Ledger(_need("LEDGER_TABLE")),
+        stores=StoreRegistry(_need("STORES_TABLE")),
+        taxcodes=TaxCodeSource(_need("CONFIG_BUCKET")),
+        queue=IssueQueue(_need("ISSUE_QUEUE_URL")),
+    )
+    return use_case(order_key, corrections, by=by)
+
+
+def _corrections(args: argparse.Namespace) -> dict[str, Any]:
+    """The corrections the flags or ``--from-file`` give (CorrectionError when unusable)."""
+    from chalicelib.services.rejections import CorrectionError
+
+    buyer = {k: v for k, v in (("title", args.buyer_title), ("tax_id", args.buyer_tax_id)) if v is not None}
+    if args.from_file is None:
+        return {"buyer": buyer} if buyer else {}
+    if buyer:
+        raise CorrectionError("give the buyer flags or --from-file, not both")
+    try:
+        doc = json.loads(Path(args.from_file).read_bytes(), parse_float=Decimal)
+    except (OSError, ValueError) as exc:
+        raise CorrectionError(f"{args.from_file}: {exc}") from None
+    if not isinstance(doc, dict):
+        raise CorrectionError(f"{args.from_file}: the corrections are one JSON object")
+    return doc
+
+
+def cmd_orders_fix(args: argparse.Namespace) -> int:
+    from chalicelib.domain.errors import UnknownStore
+    from chalicelib.services.rejections import CorrectionError
+
+    by = args.by or os.environ.get("EINVOICE_OPERATOR") or getpass.getuser()
+    try:
+        result = fix_order(args.order_key, _corrections(args), by=by)
+    except CorrectionError as exc:
+        print(f"unusable corrections: {exc}", file=sys.stderr)
+        return 2
+    except UnknownStore as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
+    if not result.ok:
+        print(result.message, file=sys.stderr)
+        for v in result.violations:
+            print(f"  {v.field}: {v.code} — {v.message} / {v.message_en}", file=sys.stderr)
+        return 1
+    changed = ", ".join(result.changes) or "nothing (checked again under the store's current settings)"
+    print(f"{result.message} (by {by}; changed: {changed})")
+    return 0
 
 
 def _dead_letters(sqs: Any, url: str, *, hold_seconds: int) -> list[dict[str, Any]]:
@@ -146,7 +243,22 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
 
 
 def add_commands(orders: Any, sub: Any) -> None:
-    """Register ``orders retry`` on the orders group and the ``dlq`` group on the top level."""
+    """Register ``orders retry|fix`` (and ``orders list``'s handler) on the orders group and the ``dlq``
+    group on the top level."""
+    orders.choices["list"].set_defaults(func=cmd_orders_list)  # first violation; --status by the ledger
+    p = orders.add_parser(
+        "fix",
+        help="correct a rejected order; valid under the store's current settings, it is issued",
+        description="Correct a rejected order: the buyer from the flags, or any invoice-relevant field "
+        "from --from-file (docs/operator.md#rejected-orders). Without either, the order is checked again "
+        "under the store's current settings. Still invalid: the violations are shown, nothing changes.",
+    )
+    p.add_argument("order_key")
+    p.add_argument("--buyer-title", help="the buyer's invoice title (抬头)")
+    p.add_argument("--buyer-tax-id", help="the buyer's tax id (纳税人识别号)")
+    p.add_argument("--from-file", metavar="CORRECTED_JSON", help="the corrected fields as one JSON object")
+    p.add_argument("--by", help="who corrects it, recorded on the order (default: $EINVOICE_OPERATOR or the login)")
+    p.set_defaults(func=cmd_orders_fix)
     p = orders.add_parser("retry", help="another attempt for a failed, blocked or stuck order (always queries first)")
     p.add_argument("order_key")
     p.add_argument(

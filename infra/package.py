@@ -136,7 +136,7 @@ def _statements() -> dict[str, dict[str, Any]]:
 
 #: Function (logical id) → the grants it needs. A function missing here gets only Logs and Tracing.
 FUNCTION_GRANTS: dict[str, list[str]] = {
-    "APIHandler": ["ReadStores", "Ledger", "SendToQueue", "ReadConfig", "DataKey", "Secrets"],
+    "APIHandler": ["ReadStores", "Ledger", "SendToQueue", "ReadConfig", "DataKey", "Secrets", "Alarms"],
     "Worker": ["ReadStores", "Ledger", "ConsumeQueue", "DeadLetter", "WriteArchive", "DataKey", "Secrets", "Alarms"],
     "Sweeper": ["Ledger", "SendToQueue", "DataKey"],
 }

@@ -19,4 +19,11 @@ class SnsAlerts:
             logger.warning("no alarm topic configured; alert not sent", extra={"subject": subject})
             return
         with aws.unavailable("alarm topic"):
-            aws.client("sns").publish(TopicArn=self.topic_arn, Subject=subject[:100], Message=message)
+            aws.client("sns").publish(TopicArn=self.topic_arn, Subject=sns_subject(subject), Message=message)
+
+
+def sns_subject(subject: str) -> str:
+    """SNS takes a subject of at most 100 printable ASCII characters, one line: an order key may carry
+    Chinese or control characters, so they are escaped rather than making SNS refuse the alert."""
+    one_line = " ".join(subject.split())
+    return one_line.encode("ascii", "backslashreplace").decode("ascii")[:100] or "einvoice alert"

@@ -8,6 +8,10 @@ Items (table ``LedgerTable``, key ``pk``/``sk``)::
                                                 due = "due" and due_at while the record waits for
                                                 something (sparse GSI ``by_due``: the sweeper's list)
 
+    pk = "rejections#<store_id>" sk = "window#<n>"  n (rejections of the store in window n of the
+                                                 burst alert), expires_at (TTL): written on the
+                                                 rejection path only (:meth:`Ledger.count_rejection`)
+
 The ledger *executes* the transitions of ``chalicelib.domain.order_state``; it decides none. The
 condition of every status write is derived from the table (:func:`_condition`)::
 
@@ -39,6 +43,7 @@ from chalicelib.domain.order_state import (
     FENCED,
     LEASED,
     RELEASING,
+    REPLACES_PAYLOAD,
     TERMINAL,
     OrderEvent,
     OrderStatus,
@@ -179,18 +184,44 @@ class Ledger:
         """Outbox done: the message is in SQS. A record the worker already moved on is left alone."""
         self.transition(order_key, OrderEvent.ENQUEUED, now=self.clock())
 
-    def orders_of_store(self, store_id: str, *, limit: int = 50) -> list[OrderRecord]:
-        """The store's most recent order records, newest first (index ``by_store``)."""
+    def orders_of_store(self, store_id: str, *, limit: int = 50, status: str | None = None) -> list[OrderRecord]:
+        """The store's most recent order records, newest first (index ``by_store``); with ``status``,
+        the most recent ``limit`` in that status (filtered by DynamoDB, page after page)."""
+        query: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": "by_store",
+            "KeyConditionExpression": "store_id = :s",
+            "ExpressionAttributeValues": {":s": {"S": store_id}},
+            "ScanIndexForward": False,
+        }
+        if status is not None:
+            query["FilterExpression"] = "#st = :st"
+            query["ExpressionAttributeNames"] = {"#st": "status"}
+            query["ExpressionAttributeValues"][":st"] = {"S": OrderStatus(status).value}
+        found: list[OrderRecord] = []
         with aws.unavailable("ledger"):
-            reply = self._ddb.query(
+            while len(found) < limit:
+                reply = self._ddb.query(**query, Limit=limit if status is None else max(limit, 100))
+                found.extend(record_of(i) for i in reply.get("Items", []) if i.get("sk", {}).get("S") == "order")
+                if status is None or "LastEvaluatedKey" not in reply:
+                    break
+                query["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+        return found[:limit]
+
+    def count_rejection(self, store_id: str, *, window: int, expires_at: float) -> int:
+        """Count one rejection of ``store_id`` in burst window ``window`` (one atomic ADD, made on the
+        rejection path only): the window's count, this rejection included. The item expires with
+        the window (TTL ``expires_at``)."""
+        with aws.unavailable("ledger"):
+            reply = self._ddb.update_item(
                 TableName=self.table,
-                IndexName="by_store",
-                KeyConditionExpression="store_id = :s",
-                ExpressionAttributeValues={":s": {"S": store_id}},
-                ScanIndexForward=False,
-                Limit=limit,
+                Key={"pk": {"S": f"rejections#{store_id}"}, "sk": {"S": f"window#{window}"}},
+                UpdateExpression="SET expires_at = if_not_exists(expires_at, :exp) ADD #n :one",
+                ExpressionAttributeNames={"#n": "n"},
+                ExpressionAttributeValues={":one": {"N": "1"}, ":exp": {"N": str(int(expires_at))}},
+                ReturnValues="UPDATED_NEW",
             )
-        return [record_of(i) for i in reply.get("Items", []) if i.get("sk", {}).get("S") == "order"]
+        return int(reply["Attributes"]["n"]["N"])
 
     def issue_fields(self, order_key: str) -> dict[str, Any]:
         """The record's status and worker attributes ({} when absent): for the CLI and tests."""
@@ -212,12 +243,20 @@ class Ledger:
         fields: Fields | None = None,
         keep: Mapping[str, str] | None = None,
         add: Mapping[str, int] | None = None,
+        payload: dict[str, Any] | None = None,
     ) -> Transition:
-        """Apply ``event`` to the record (see the module docstring for the condition)."""
+        """Apply ``event`` to the record (see the module docstring for the condition). An event of
+        ``REPLACES_PAYLOAD`` needs ``payload``: it replaces the record's, whose violations go with it."""
         destination = target(event)
         u = Update()
         u.set("status", u.value(destination.value))
         u.set("updated_at", u.value(iso(now)))
+        if (payload is not None) is not (event in REPLACES_PAYLOAD):
+            raise ValueError(f"{event} {'needs' if event in REPLACES_PAYLOAD else 'takes no'} payload")
+        if payload is not None:
+            u.values[":payload"] = {"B": _pack(payload)}
+            u.set("payload", ":payload")
+            u.remove("violations")
         if event in LEASED:
             if not claim_id or lease_until is None:
                 raise ValueError(f"{event} needs a claim id and a lease")

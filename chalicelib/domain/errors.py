@@ -10,10 +10,13 @@ HTTP status (routes) or to a batch-item result (worker). The tree::
     │   ├── TimestampOutOfWindow         401  signed timestamp outside ±tolerance (replay)
     │   ├── PayloadTooLarge              413  body over the limit
     │   ├── MalformedPayload             422  signed, but the body is not the documented shape
+    │   │   └── UnusableContent               (intake: recorded as rejected) signed, content unusable:
+    │   │                                     carries [Violation] and what identifies the order
     │   └── IgnoredEvent                 200  genuine, but nothing to invoice (other topic/status)
     ├── NotFound                         404
     │   └── UnknownStore                 404  no store with that id
     ├── ValidationFailed                 422  the order breaks invoice rules: carries [Violation]
+    │   └── OrderRejected                422  … and was recorded as rejected under its order key
     ├── ConfigurationError                    a store or setting is unusable (names the field)
     │   └── TaxCodeTableError (domain/taxcodes.py)  a tax code table file is invalid (also a ValueError)
     ├── InfrastructureUnavailable        503  AWS (or another dependency) failed: the platform retries
@@ -84,6 +87,35 @@ class MalformedPayload(WebhookError):
     code = "malformed_payload"
 
 
+class UnusableContent(MalformedPayload):
+    """Signed — the signature was verified — but the content cannot be used: a negative or non-numeric
+    amount, a missing field, a body that is not the documented shape.
+
+    Raised by a platform module only after its signature check (``webhooks.base.signed_content``), so
+    the intake may record it: it carries the violations and whatever identifies the order, each None
+    when it cannot be read (``kind`` is ``"paid"`` or ``"refunded"``).
+    """
+
+    code = "invalid_content"
+
+    def __init__(
+        self,
+        violations: list[Violation] | tuple[Violation, ...],
+        *,
+        event_id: str | None = None,
+        kind: str | None = None,
+        order_id: str | None = None,
+        refund_id: str | None = None,
+        message: str = "",
+    ) -> None:
+        self.violations = tuple(violations)
+        self.event_id = event_id
+        self.kind = kind
+        self.order_id = order_id
+        self.refund_id = refund_id
+        super().__init__(message or "; ".join(f"{v.field}: {v.code}" for v in self.violations[:5]))
+
+
 class IgnoredEvent(WebhookError):
     """A genuine event that needs no invoice (another topic, an unpaid status …): answer 2xx."""
 
@@ -108,6 +140,14 @@ class ValidationFailed(EInvoiceError):
         self.violations = tuple(violations)
         summary = "; ".join(f"{v.field}: {v.code}" for v in self.violations[:5])
         super().__init__(f"{len(self.violations)} violation(s): {summary}")
+
+
+class OrderRejected(ValidationFailed):
+    """The order breaks rules and is recorded as ``rejected`` under ``order_key``: the answer names it."""
+
+    def __init__(self, violations: list[Violation] | tuple[Violation, ...], *, order_key: str) -> None:
+        super().__init__(violations)
+        self.order_key = order_key
 
 
 class ConfigurationError(EInvoiceError):

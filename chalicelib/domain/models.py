@@ -16,8 +16,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
+from chalicelib.domain.errors import MalformedPayload
 from chalicelib.domain.money import to_decimal
 
 
@@ -83,6 +84,12 @@ class RejectionReply(StrEnum):
     ACKNOWLEDGE = "acknowledge"  # 2xx: the platform's retries cannot fix the order; the operator can
 
 
+#: The longest event, order or refund id, in UTF-8 bytes: ids become storage keys (the order key, in a
+#: DynamoDB key of at most 2,048 bytes), so they are bounded in bytes, not characters — 690 CJK
+#: characters pass a 1,000-character limit and are 2,070 bytes.
+from chalicelib.domain.limits import MAX_ID_BYTES  # noqa: E402 - re-exported here
+
+
 class PaymentEvent(Frozen):
     """A verified, parsed platform event: the output of every ``webhooks.<platform>.verify``."""
 
@@ -107,6 +114,21 @@ class PaymentEvent(Frozen):
     @classmethod
     def _upper(cls, v: str) -> str:
         return v.upper()
+
+    @field_validator("event_id", "order_id", "refund_id")
+    @classmethod
+    def _id_bytes(cls, v: str | None, info: ValidationInfo) -> str | None:
+        """At most MAX_ID_BYTES in UTF-8. Raises MalformedPayload, not ValueError: pydantic passes it
+        through unwrapped, so every platform module answers it as a malformed body (422), never a 500."""
+        if v is None:
+            return v
+        size = len(v.encode("utf-8"))  # pydantic has refused a str that is not valid Unicode already
+        if size > MAX_ID_BYTES:
+            raise MalformedPayload(
+                f"field {info.field_name} is too long: {size} bytes in UTF-8, at most {MAX_ID_BYTES} "
+                "(ids become storage keys)"
+            )
+        return v
 
 
 # --- invoices ----------------------------------------------------------------------------------

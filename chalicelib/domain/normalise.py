@@ -4,17 +4,40 @@
 mirror of a blue invoice for a refund. Both are pure and deterministic (same input, same order), so
 a retried event yields the same invoice. Choices, also in ``docs/invoice-rules.md``:
 
-- **Lines**: the event's lines, each classified by the store catalogue (by SKU) or the default item;
-  no lines (payment rails) → one line from the default item carrying the whole amount. Free lines
-  (total 0, no discount) are dropped.
-- **Names**: the catalogue item's name, else the platform's, else the code's short name. The short
-  name is the code table's when it knows the code, else the catalogue's.
+- **Lines**: the event's lines, each classified by the store catalogue (by SKU) or the default item.
+  A payment rail that sends no lines (WeChat Pay, Alipay, Stripe Checkout, 抖店) gets one line of the
+  store's declared default item carrying the whole amount — minus whatever the platform labelled as
+  shipping or fees. Free lines (value 0, no discount) are dropped.
+- **Nothing is invented.** The lines, plus the amounts the platform itself labels (``shipping``,
+  ``fees``, minus ``order_discount``), must come to exactly what was paid; otherwise the event is
+  refused (``event_total_mismatch``: which lines, what they come to, the amount paid, the
+  difference). Labelled shipping is one line of ``store.shipping_item`` and labelled fees (tips,
+  service fees) one line of ``store.fee_item``; a store without the item refuses the order
+  (``event_shipping_item_missing`` / ``event_fee_item_missing``) rather than invoicing it as the
+  default item. A labelled order discount is spread over the goods lines in proportion to their
+  values with residual carry, into each line's discount line (``event_order_discount_exceeds_lines``
+  when it is larger than they are).
+- **Unit prices**: a sent unit price must agree with quantity × the line's value before discount
+  within 0.01 (``event_unit_price_mismatch``) — it is never silently re-derived. The invoice shows it
+  excluding tax: as sent under tax-exclusive prices, ÷ (1 + rate) under tax-inclusive ones (falling
+  back to amount ÷ quantity only when the rounding carry moved the line's amount so that
+  price × quantity would miss it by more than the standard's 0.01). Lines without a sent price get
+  amount ÷ quantity.
+- **Names**: the catalogue item's name, else the platform's, else the code's short name (shipping and
+  fee lines: their item's name, else ``运费`` / ``服务费``). The short name is the code table's when
+  it knows the code, else the catalogue's.
 - **Discounts** become discount lines (折扣行): the line shows the gross price, the discount line
   directly after it the reduction, so the buyer sees what was sold at what price.
-- **Reconciliation** when the lines do not add up to the amount paid: a shortfall (shipping, fees)
-  becomes an extra line ``运费`` classified by the default item; an excess (an order-level coupon) is
-  spread over the lines in proportion to their totals with residual carry and added to each line's
-  discount line (still one per line).
+- **Price basis** (``store.price_basis``): ``inclusive`` — line values include the tax (amount =
+  total − tax); ``exclusive`` — they are amounts without tax, the tax is added and the invoice total
+  (amount + tax) must be what was paid. An event without lines is always split tax-inclusive: the
+  amount paid is its only figure and it includes the tax.
+- **Tax with the rounding carried (尾差调整)**: per rate, the tax is computed once on the group's
+  total (``q2(T·r/(1+r))`` or ``q2(A·r)``) and spread over the group's lines (net of their
+  discounts) with :func:`~chalicelib.domain.amounts.carried_taxes`; a discount line keeps the tax of
+  its own value and its goods line takes the rest. So Σ line taxes = the tax on the total per rate,
+  ``|amount × rate − tax|`` stays under 0.03 on every line (the tolerance is 0.06), and orders of
+  2,000 lines pass the invoice-level 1.27 whatever their prices.
 - **Buyer**: no title → individual named ``个人``; a tax id → company (unless the platform says
   otherwise). Tax ids are cleaned (spaces removed, upper-cased).
 - **Invoice type**: the store default, except that a special VAT invoice (专票) for a buyer without
@@ -22,18 +45,27 @@ a retried event yields the same invoice. Choices, also in ``docs/invoice-rules.m
 - **Refunds**: a refund that, together with what was already reversed, covers the whole blue
   invoice mirrors the remaining lines exactly; a partial refund is spread over the blue lines (net
   of their discounts, in their original order) in proportion to what each has left, with residual
-  carry; each red line names its blue line (``original_line_no``). Red invoices carry no discount
-  lines. The red reason is ``02`` 销货退回; the issuing service may override it and sets the blue
-  invoice number, which this layer does not know.
+  carry, and the partly reversed lines get their taxes with the rounding carried per rate; each red
+  line names its blue line (``original_line_no``). Red invoices carry no discount lines. The red
+  reason is ``02`` 销货退回; the issuing service may override it and sets the blue invoice number,
+  which this layer does not know.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from chalicelib.domain.amounts import allocate, is_cents, split_inclusive, unit_price_excl
+from chalicelib.domain.amounts import (
+    Split,
+    allocate,
+    carried_taxes,
+    is_cents,
+    price_quantity_ok,
+    tax_on,
+    unit_price_excl,
+)
 from chalicelib.domain.errors import ValidationFailed
 from chalicelib.domain.models import (
     BuyerType,
@@ -47,6 +79,7 @@ from chalicelib.domain.models import (
     InvoiceType,
     Party,
     PaymentEvent,
+    PriceBasis,
     RedReason,
     Store,
     Violation,
@@ -58,10 +91,13 @@ from chalicelib.domain.taxpayer import clean_tax_id
 from chalicelib.domain.validation import violation
 
 INDIVIDUAL_NAME = "个人"
+#: Goods names of the shipping and fee lines when the store's item for them names none.
 SHIPPING_NAME = "运费"
+FEES_NAME = "服务费"
 #: Above this quantity the 8-decimal unit price could miss price × quantity = amount by > 0.01.
 MAX_PRICED_QUANTITY = Decimal(1_000_000)
 _ZERO = Decimal(0)
+_ONE = Decimal(1)
 
 
 def order_key_for(store: Store, event: PaymentEvent) -> str:
@@ -74,23 +110,54 @@ def order_key_for(store: Store, event: PaymentEvent) -> str:
 # --- blue ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Draft:
-    """One goods line before discounts are split: tax-inclusive gross total and discount."""
+    """One line before its tax is known, in the basis it is split in (tax-inclusive totals, or
+    amounts excluding tax): its gross value before discount and its discount (positive)."""
 
     item: CatalogueItem
     name: str
     sku: str | None
     quantity: Decimal | None
-    gross: Decimal  # incl. tax, before discount
-    discount: Decimal  # incl. tax, positive
+    unit_price: Decimal | None  # as the platform sent it (same basis); checked against quantity × gross
+    gross: Decimal
+    discount: Decimal = _ZERO
+
+    @property
+    def net(self) -> Decimal:
+        return self.gross - self.discount
+
+
+@dataclass(frozen=True)
+class _Labelled:
+    """What the platform labels outside its lines, in cents (0 when it did not say)."""
+
+    shipping: Decimal
+    fees: Decimal
+    discount: Decimal
 
 
 def normalise(event: PaymentEvent, store: Store, *, table: TaxCodeTable) -> InvoiceOrder:
-    """The blue invoice for a paid ``event`` (raises :class:`ValidationFailed` for unusable events)."""
+    """The blue invoice for a paid ``event``. Raises :class:`ValidationFailed` with every problem at
+    once: unusable amounts, a labelled amount the store cannot invoice, an inconsistent unit price,
+    lines that do not add up to what was paid."""
     _check_paid_event(event)
-    drafts = _drafts(event, store)
-    lines: list[InvoiceLine] = []
-    for draft in drafts:
-        lines.extend(_lines_for(draft, table))
+    # Without lines the amount paid is the only figure, and it includes the tax.
+    inclusive = store.price_basis is PriceBasis.INCLUSIVE or not event.lines
+    labelled = _Labelled(q2(event.shipping or _ZERO), q2(event.fees or _ZERO), q2(event.order_discount or _ZERO))
+    goods = _goods(event, store, labelled)
+    lines_value = sum((d.net for d in goods), _ZERO)
+    problems = _unit_price_problems(event)
+    blocking: list[Violation] = []  # what leaves an amount without a line (so no exclusive tax either)
+    goods = _with_order_discount(goods, labelled.discount, blocking)
+    lines = _invoice_lines(goods + _labelled_drafts(labelled, store, blocking), inclusive, table)
+    problems.extend(blocking)
+    if inclusive:  # what the platform's own figures come to
+        expected = lines_value + labelled.shipping + labelled.fees - labelled.discount
+        problems.extend(_paid_problems(event, labelled, expected, None))
+    elif not blocking:  # amounts excluding tax: the invoice's total, tax included, is what was paid
+        tax = sum((ln.tax for ln in lines), _ZERO)
+        problems.extend(_paid_problems(event, labelled, sum((ln.total for ln in lines), _ZERO), tax))
+    if problems:
+        raise ValidationFailed(problems)
     buyer = _buyer(event)
     invoice_type = store.invoice_defaults.invoice_type
     if invoice_type is InvoiceType.SPECIAL and not buyer.tax_id:
@@ -130,6 +197,14 @@ def refund_event_problems(event: PaymentEvent) -> list[Violation]:
     return problems
 
 
+#: The amounts a platform labels outside its lines: event field → (中文, English).
+_LABELS = {
+    "shipping": ("运费", "shipping"),
+    "fees": ("小费或服务费", "tips or fees"),
+    "order_discount": ("订单优惠", "order discount"),
+}
+
+
 def _check_paid_event(event: PaymentEvent) -> None:
     problems = []
     if event.kind is not EventKind.PAID:
@@ -141,30 +216,24 @@ def _check_paid_event(event: PaymentEvent) -> None:
     for index, line in enumerate(event.lines):
         if line.total < 0 or line.discount < 0:
             problems.append(violation(f"lines[{index}].total", "event_line_negative"))
+    for field, (zh, en) in _LABELS.items():
+        value: Decimal | None = getattr(event, field)
+        if value is not None and value < 0:
+            problems.append(violation(field, "event_labelled_negative", what=zh, what_en=en))
     if problems:
         raise ValidationFailed(problems)
 
 
-def _drafts(event: PaymentEvent, store: Store) -> list[_Draft]:
-    amount = q2(event.amount)
-    drafts = [_draft(line, store) for line in event.lines]
-    drafts = [d for d in drafts if d.gross > 0]
-    if not drafts:
-        item = store.default_item
-        return [_Draft(item, item.name or item.short_name, None, Decimal(1), amount, _ZERO)]
-    net = [d.gross - d.discount for d in drafts]
-    difference = amount - sum(net, _ZERO)
-    if difference > 0:
-        item = store.default_item
-        drafts.append(_Draft(item, SHIPPING_NAME, None, Decimal(1), difference, _ZERO))
-    elif difference < 0:
-        # amount > 0 was checked, so Σ net > amount > 0: the weights cannot all be zero.
-        extra = allocate(-difference, net)
-        drafts = [
-            _Draft(d.item, d.name, d.sku, d.quantity, d.gross, d.discount + share)
-            for d, share in zip(drafts, extra, strict=True)
-        ]
-    return drafts
+def _goods(event: PaymentEvent, store: Store, labelled: _Labelled) -> list[_Draft]:
+    """The event's lines (free ones dropped) or, for a payment rail that sends none, one line of the
+    store's default item carrying what the platform did not label otherwise."""
+    if event.lines:
+        return [d for d in (_draft(line, store) for line in event.lines) if d.gross > 0]
+    rest = q2(event.amount) - labelled.shipping - labelled.fees + labelled.discount
+    if rest <= 0:
+        return []  # the labelled amounts exceed the payment: reported by the total check
+    item = store.default_item
+    return [_Draft(item, item.name or item.short_name, None, Decimal(1), None, rest)]
 
 
 def _draft(line: EventLine, store: Store) -> _Draft:
@@ -175,39 +244,186 @@ def _draft(line: EventLine, store: Store) -> _Draft:
     quantity: Decimal | None = q8(line.quantity) if 0 < line.quantity <= MAX_PRICED_QUANTITY else None
     if quantity is not None and quantity <= 0:
         quantity = None  # smaller than 8 decimals can say: invoice by amount only
-    return _Draft(item, name, line.sku, quantity, total + discount, discount)
+    unit_price = line.unit_price if quantity is not None else None
+    return _Draft(item, name, line.sku, quantity, unit_price, total + discount, discount)
 
 
-def _lines_for(draft: _Draft, table: TaxCodeTable) -> list[InvoiceLine]:
+def _unit_price_problems(event: PaymentEvent) -> list[Violation]:
+    """A sent unit price must agree with quantity × the line's value before discount, within the
+    0.01 the standard allows; it is never re-derived from the total."""
+    problems: list[Violation] = []
+    for index, line in enumerate(event.lines):
+        gross = q2(line.total) + q2(line.discount)
+        price, quantity = line.unit_price, line.quantity
+        if price is None or gross <= 0 or not 0 < quantity <= MAX_PRICED_QUANTITY:
+            continue  # free lines are not invoiced; huge quantities are invoiced by amount only
+        if not price_quantity_ok(price, quantity, gross):
+            product = price * quantity
+            problems.append(
+                violation(
+                    f"lines[{index}].unit_price",
+                    "event_unit_price_mismatch",
+                    price=price,
+                    quantity=quantity,
+                    product=product,
+                    gross=gross,
+                    difference=product - gross,
+                )
+            )
+    return problems
+
+
+def _with_order_discount(goods: list[_Draft], discount: Decimal, problems: list[Violation]) -> list[_Draft]:
+    """The platform's order-level discount spread over the goods lines in proportion to what each
+    still costs, with residual carry, into each line's discount (one discount line per line)."""
+    if discount <= 0:
+        return goods
+    value = sum((d.net for d in goods), _ZERO)
+    if discount > value:
+        problems.append(
+            violation("order_discount", "event_order_discount_exceeds_lines", discount=discount, lines=value)
+        )
+        return goods
+    shares = allocate(discount, [d.net for d in goods])
+    return [replace(d, discount=d.discount + share) for d, share in zip(goods, shares, strict=True)]
+
+
+def _labelled_drafts(labelled: _Labelled, store: Store, problems: list[Violation]) -> list[_Draft]:
+    """Shipping and fees as lines of the store's own items for them; refused when it has none."""
+    drafts: list[_Draft] = []
+    for value, item, name, field, code in (
+        (labelled.shipping, store.shipping_item, SHIPPING_NAME, "shipping", "event_shipping_item_missing"),
+        (labelled.fees, store.fee_item, FEES_NAME, "fees", "event_fee_item_missing"),
+    ):
+        if value <= 0:
+            continue
+        if item is None:
+            problems.append(violation(field, code, **{field: value}))
+            continue
+        drafts.append(_Draft(item, item.name or name, None, Decimal(1), None, value))
+    return drafts
+
+
+def _paid_problems(event: PaymentEvent, labelled: _Labelled, expected: Decimal, tax: Decimal | None) -> list[Violation]:
+    """The lines, plus what the platform labels (plus the ``tax`` when prices exclude it), must come
+    to exactly what was paid; nothing is made up to close a gap."""
+    paid = q2(event.amount)
+    if expected == paid:
+        return []
+    zh, en = _breakdown(event, labelled, tax)
+    return [
+        violation(
+            "amount",
+            "event_total_mismatch",
+            breakdown=zh,
+            breakdown_en=en,
+            expected=expected,
+            amount=paid,
+            difference=paid - expected,
+        )
+    ]
+
+
+_LISTED_LINES = 5
+
+
+def _breakdown(event: PaymentEvent, labelled: _Labelled, tax: Decimal | None) -> tuple[str, str]:
+    """Which lines and labelled amounts made up the expected total, in Chinese and in English."""
+    values = [q2(line.total) for line in event.lines]
+    if not values:
+        zh, en = ["明细（无）"], ["no lines"]
+    elif len(values) <= _LISTED_LINES:
+        listed = [f"lines[{i}] {v}" for i, v in enumerate(values)]
+        zh, en = ["明细 " + "、".join(listed)], [", ".join(listed)]
+    else:
+        whole = sum(values, _ZERO)
+        span = f"lines[0]–lines[{len(values) - 1}]"
+        zh, en = [f"明细 {span}（{len(values)}行）合计 {whole}"], [f"{span} ({len(values)} lines) totalling {whole}"]
+    for value, (label_zh, label_en), minus in (
+        (labelled.shipping, _LABELS["shipping"], False),
+        (labelled.fees, _LABELS["fees"], False),
+        (labelled.discount, _LABELS["order_discount"], True),
+        (tax, ("税额", "tax"), False),
+    ):
+        if value:
+            zh.append(f"{'－' if minus else '＋'}{label_zh} {value}")
+            en.append(f"{'−' if minus else '+'} {label_en} {value}")
+    return " ".join(zh), " ".join(en)
+
+
+def _invoice_lines(drafts: list[_Draft], inclusive: bool, table: TaxCodeTable) -> list[InvoiceLine]:
+    taxes = _group_taxes([(d.item.tax_rate, d.net) for d in drafts], inclusive=inclusive)
+    lines: list[InvoiceLine] = []
+    for draft, tax in zip(drafts, taxes, strict=True):
+        lines.extend(_lines_for(draft, tax, inclusive, table))
+    return lines
+
+
+def _group_taxes(lines: Sequence[tuple[Decimal, Decimal]], *, inclusive: bool) -> list[Decimal]:
+    """The tax of each ``(rate, value)`` line with the rounding carried per rate group (尾差调整):
+    per rate, the taxes add up to the tax on the group's total."""
+    groups: dict[Decimal, list[int]] = {}
+    for index, (rate, _) in enumerate(lines):
+        groups.setdefault(rate, []).append(index)
+    taxes = [_ZERO] * len(lines)
+    for rate, members in groups.items():
+        carried = carried_taxes([lines[i][1] for i in members], rate, inclusive=inclusive)
+        for index, tax in zip(members, carried, strict=True):
+            taxes[index] = tax
+    return taxes
+
+
+def _lines_for(draft: _Draft, net_tax: Decimal, inclusive: bool, table: TaxCodeTable) -> list[InvoiceLine]:
+    """The goods line (at its gross value) and its discount line. The discount line's tax is the
+    discount's own; the goods line takes the carried tax of the net plus that, so the pair still
+    comes to the net's carried tax."""
     item = draft.item
-    short_name = table.short_name(item.tax_code) or item.short_name
-    gross = split_inclusive(draft.gross, item.tax_rate)
-    quantity = draft.quantity
-    unit_price = unit_price_excl(gross.amount, quantity) if quantity is not None else None
+    rate = item.tax_rate
+    cut_tax = tax_on(draft.discount, rate, inclusive=inclusive)
+    goods_tax = net_tax + cut_tax
+    if inclusive:
+        goods = Split(amount=draft.gross - goods_tax, tax=goods_tax, total=draft.gross)
+        cut = Split(amount=cut_tax - draft.discount, tax=_ZERO - cut_tax, total=_ZERO - draft.discount)
+    else:
+        goods = Split(amount=draft.gross, tax=goods_tax, total=draft.gross + goods_tax)
+        cut = Split(amount=_ZERO - draft.discount, tax=_ZERO - cut_tax, total=_ZERO - draft.discount - cut_tax)
     common = {
         "name": draft.name,
-        "short_name": short_name,
+        "short_name": table.short_name(item.tax_code) or item.short_name,
         "tax_code": item.tax_code,
-        "tax_rate": item.tax_rate,
+        "tax_rate": rate,
         "sku": draft.sku,
-        "zero_rate_flag": item.zero_rate_flag if item.tax_rate == 0 else None,
+        "zero_rate_flag": item.zero_rate_flag if rate == 0 else None,
     }
     lines = [
         InvoiceLine(
             **common,
-            quantity=quantity,
+            quantity=draft.quantity,
             unit=item.unit,
-            unit_price=unit_price,
-            amount=gross.amount,
-            tax=gross.tax,
-            total=gross.total,
+            unit_price=_unit_price(draft, goods.amount, inclusive),
+            amount=goods.amount,
+            tax=goods.tax,
+            total=goods.total,
             specification=item.specification,
         )
     ]
     if draft.discount > 0:
-        cut = split_inclusive(-draft.discount, item.tax_rate)
         lines.append(InvoiceLine(**common, amount=cut.amount, tax=cut.tax, total=cut.total, is_discount=True))
     return lines
+
+
+def _unit_price(draft: _Draft, amount: Decimal, inclusive: bool) -> Decimal | None:
+    """The unit price excluding tax: the sent one (÷ (1 + r) when it included the tax) while it
+    meets price × quantity = amount ± 0.01; otherwise, and when none was sent, amount ÷ quantity."""
+    quantity = draft.quantity
+    if quantity is None:
+        return None
+    sent = draft.unit_price
+    if sent is not None:
+        kept = q8(sent / (_ONE + draft.item.tax_rate)) if inclusive else q8(sent)
+        if price_quantity_ok(kept, quantity, amount):
+            return kept
+    return unit_price_excl(amount, quantity)
 
 
 def _buyer(event: PaymentEvent) -> InvoiceBuyer:
@@ -312,12 +528,7 @@ def normalise_refund(
     if refund == sum(left, _ZERO) and all(v == 0 for v in reversed_by_line.values()):
         red_lines = [_mirror(n) for n in net]
     else:
-        shares = allocate(refund, left)
-        red_lines = [
-            _mirror(n) if share == n.total else _partial(n, share)
-            for n, share in zip(net, shares, strict=True)
-            if share > 0
-        ]
+        red_lines = _red_lines(net, allocate(refund, left))
     return InvoiceOrder(
         order_key=order_key_for(store, event),
         store_id=store.store_id,
@@ -397,16 +608,28 @@ def _mirror(n: _NetLine) -> InvoiceLine:
     )
 
 
-def _partial(n: _NetLine, share: Decimal) -> InvoiceLine:
-    """Part of a blue line reversed by amount only (no quantity: the platform accepts amount-only lines)."""
-    split = split_inclusive(-share, n.line.tax_rate)
+def _red_lines(net: list[_NetLine], shares: list[Decimal]) -> list[InvoiceLine]:
+    """A blue line reversed whole is mirrored; the partly reversed ones get their taxes with the
+    rounding carried per rate (their taxes add up to the tax on their total)."""
+    partial = [(n, share) for n, share in zip(net, shares, strict=True) if 0 < share != n.total]
+    taxes = iter(_group_taxes([(n.line.tax_rate, -share) for n, share in partial], inclusive=True))
+    return [
+        _mirror(n) if share == n.total else _partial(n, share, next(taxes))
+        for n, share in zip(net, shares, strict=True)
+        if share > 0
+    ]
+
+
+def _partial(n: _NetLine, share: Decimal, tax: Decimal) -> InvoiceLine:
+    """Part of a blue line reversed by amount only (no quantity: the platform accepts amount-only
+    lines); ``tax`` is its (negative) carried tax."""
     return n.line.model_copy(
         update={
             "quantity": None,
             "unit_price": None,
-            "amount": split.amount,
-            "tax": split.tax,
-            "total": split.total,
+            "amount": -share - tax,
+            "tax": tax,
+            "total": -share,
             "is_discount": False,
             "original_line_no": n.line_no,
         }

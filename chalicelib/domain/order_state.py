@@ -10,6 +10,9 @@ of it. The platform is part of the key because one store may take orders from se
 whose order numbers overlap (Shopify ``1001`` and WooCommerce ``1001`` are two sales). Components are
 percent-escaped for ``%`` and ``:`` only, so the key stays readable and parses back exactly.
 
+An event whose order id cannot be read is recorded (as ``rejected``) under
+:func:`event_order_key` — the event id in the order id's place — and never issued from there.
+
 Serial: every order has one request serial for ever (:func:`serial_for`), so the tax platform's own
 duplicate check makes a second invoice for the order impossible whatever is resent.
 """
@@ -60,6 +63,10 @@ class OrderEvent(StrEnum):
     BLOCK = "block"  # configuration changed since the first send, outcome unknown
     PARK_REFUND = "park_refund"  # a refund record waits for the red flow
     OPERATOR_RETRY = "operator_retry"  # an operator asks for another attempt (always queries first)
+    # an operator corrected a rejected order and it now passes the rules (``einvoice orders fix``): its
+    # payload is replaced in the same write; it goes on as a new order would (the outbox, or held)
+    CORRECTED = "corrected"
+    CORRECTED_HELD = "corrected_held"  # … outside the store's pilot share, or the store is inactive
     # red flow (after-sale)
     RED_APPLY = "red_apply"
     RED_CONFIRMED = "red_confirmed"
@@ -100,6 +107,8 @@ _TABLE: dict[tuple[OrderStatus, OrderEvent], OrderStatus] = {
     (S.RECEIVED, E.PARK_REFUND): S.REFUND_PENDING,
     (S.QUEUED, E.PARK_REFUND): S.REFUND_PENDING,
     **{(s, E.OPERATOR_RETRY): S.AMBIGUOUS for s in OPERATOR_RETRYABLE},
+    (S.REJECTED, E.CORRECTED): S.RECEIVED,
+    (S.REJECTED, E.CORRECTED_HELD): S.HELD,
     # red flow: the after-sale work executes these
     (S.REFUND_PENDING, E.RED_APPLY): S.RED_FORM_APPLIED,
     (S.REFUND_PENDING, E.RED_CONFIRMED): S.RED_ISSUING,  # no confirmation needed (01)
@@ -111,6 +120,9 @@ _TABLE: dict[tuple[OrderStatus, OrderEvent], OrderStatus] = {
 #: (status, event) → status. Read-only to everyone but this module.
 TRANSITIONS = _TABLE
 
+#: Events that replace the record's payload in the same conditional write (the ledger drops the
+#: violations with it: they were the old payload's).
+REPLACES_PAYLOAD: frozenset[OrderEvent] = frozenset({E.CORRECTED, E.CORRECTED_HELD})
 #: Events that only the worker holding the claim may cause (the ledger fences them on the claim id).
 FENCED: frozenset[OrderEvent] = frozenset({E.ISSUED, E.WAIT, E.RETRY, E.UNKNOWN, E.FAIL, E.AUTH_FAILED, E.BLOCK})
 #: Events that set a lease (the claim); a live lease refuses them.
@@ -213,6 +225,21 @@ def parse_order_key(key: str) -> OrderKey:
 def store_of(key: str) -> str:
     """The store id of an order key."""
     return parse_order_key(key).store_id
+
+
+#: The order id part of the key of a signed event whose order id could not be read: the event id
+#: behind this mark (``demo-shanghai:standard:event%3Amsg_1``), so a re-delivery finds the same record.
+EVENT_MARK = "event:"
+
+
+def event_order_key(store_id: str, platform: str, event_id: str) -> str:
+    """The key of an event whose order id cannot be read (recorded as rejected, never issued)."""
+    return order_key(store_id, platform, EVENT_MARK + event_id)
+
+
+def keyed_by_event(key: str) -> bool:
+    """Whether ``key`` names an event whose order id could not be read (see :func:`event_order_key`)."""
+    return parse_order_key(key).order_id.startswith(EVENT_MARK)
 
 
 # --- serial --------------------------------------------------------------------------------------

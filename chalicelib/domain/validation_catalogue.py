@@ -24,6 +24,18 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "{party}统一社会信用代码校验位错误（GB 32100-2015）",
         "the {party_en} unified social credit code fails the GB 32100-2015 check character",
     ),
+    "tax_id_whitespace": (
+        "{party}纳税人识别号不能包含空格或其他空白字符（仅自动去除首尾空白）",
+        "the {party_en} tax id contains a space or other whitespace (only leading and trailing whitespace is trimmed)",
+    ),
+    "tax_id_alphabet": (
+        "{party}统一社会信用代码不能包含字母I、O、S、V、Z（GB 32100-2015）",
+        "the {party_en} unified social credit code contains I, O, S, V or Z, which GB 32100-2015 does not use",
+    ),
+    "tax_id_region": (
+        "{party}统一社会信用代码第3至8位（行政区划码）须为数字",
+        "positions 3-8 of the {party_en} unified social credit code (the region code) must be digits",
+    ),
     "buyer_tax_id_required": ("企业购买方须提供纳税人识别号", "a company buyer needs a tax id"),
     "special_invoice_buyer_tax_id": (
         "增值税专用发票须提供购买方纳税人识别号",
@@ -90,7 +102,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "单价和数量须同时填写或同时为空",
         "unit price and quantity are given together or not at all",
     ),
-    "unit_price_negative": ("单价不能为负数", "the unit price must not be negative"),
+    "unit_price_not_positive": ("单价须大于零", "the unit price must be above zero"),
     "quantity_sign": (
         "数量符号错误：蓝字发票商品行数量为正，折扣行和红字发票数量为负",
         "wrong quantity sign: positive on blue lines, negative on discount lines and red invoices",
@@ -122,7 +134,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "折扣行的税收分类编码和简称须与被折扣行相同",
         "a discount line has the same tax code and short name as the discounted line",
     ),
-    "discount_not_negative": ("折扣行金额须为负数", "a discount line's amounts are negative"),
+    "discount_not_negative": ("折扣行金额须为负数", "a discount line's amount and total are below zero"),
     "discount_exceeds_line": (
         "折扣行金额不能大于被折扣行的金额",
         "a discount is not larger than the line it discounts",
@@ -131,10 +143,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # colour
     "blue_line_not_positive": (
         "蓝字发票的商品行金额须为正数（折扣行除外）",
-        "blue invoice lines are positive (discount lines excepted)",
+        "blue invoice lines are positive: amount and total above zero (discount lines excepted)",
     ),
     "blue_total_not_positive": ("蓝字发票价税合计须大于零", "a blue invoice's total is above zero"),
-    "red_line_positive": ("红字发票的明细金额不能为正数", "red invoice lines are not positive"),
+    "red_line_not_negative": (
+        "红字发票明细的金额和含税金额须为负数，税额不能为正数",
+        "a red invoice line's amount and total are below zero, its tax not above zero",
+    ),
     "red_total_not_negative": ("红字发票价税合计须小于零", "a red invoice's total is below zero"),
     "red_original_line_missing": (
         "红字发票明细应注明对应的蓝字发票行号",
@@ -167,6 +182,37 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "event_currency": ("仅支持人民币（CNY）订单，当前为{currency}", "only CNY orders are invoiced, not {currency}"),
     "event_amount_not_positive": ("订单金额须大于零", "the order amount must be above zero"),
     "event_line_negative": ("订单明细金额或优惠不能为负数", "an order line's total or discount is negative"),
+    "event_labelled_negative": (
+        "平台标明的{what}不能为负数",
+        "the {what_en} the platform labels is negative",
+    ),
+    "event_total_mismatch": (
+        "订单明细与实付金额不符：{breakdown}，合计{expected}，实付{amount}，相差{difference}。"
+        "网关不会补造或改写明细：请让平台发送全部明细，或标明运费、费用和订单优惠",
+        "the order does not add up: {breakdown_en} comes to {expected}, but {amount} was paid "
+        "(difference {difference}); no line is made up or changed: send every line, or label shipping, "
+        "fees and order discounts",
+    ),
+    "event_unit_price_mismatch": (
+        "明细单价{price}×数量{quantity}＝{product}，与该行优惠前金额{gross}相差{difference}，"
+        "超过允许误差0.01；单价不会被自动改写",
+        "unit price {price} × quantity {quantity} = {product} differs from the line's amount before "
+        "discount {gross} by {difference}, more than 0.01; the price is never re-derived",
+    ),
+    "event_shipping_item_missing": (
+        "订单含运费{shipping}，但店铺未配置运费的开票项目：请在店铺配置中设置 shipping_item（税收分类编码和税率）",
+        "the order carries {shipping} of shipping but the store has no shipping_item: configure the "
+        "tax code and rate shipping is invoiced under",
+    ),
+    "event_fee_item_missing": (
+        "订单含小费或服务费{fees}，但店铺未配置其开票项目：请在店铺配置中设置 fee_item（税收分类编码和税率）",
+        "the order carries {fees} of tips or fees but the store has no fee_item: configure the tax "
+        "code and rate fees are invoiced under",
+    ),
+    "event_order_discount_exceeds_lines": (
+        "订单优惠{discount}大于其适用的商品明细合计{lines}",
+        "the order discount {discount} is larger than the goods lines it applies to ({lines})",
+    ),
     "refund_amount_not_positive": ("退款金额须大于零", "the refund amount must be above zero"),
     "refund_amount_missing": ("退款事件缺少退款金额", "the refund event carries no refund amount"),
     "refund_exceeds_payment": ("退款金额超过订单支付金额", "the refund is larger than the payment"),
@@ -178,6 +224,22 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "refund_ledger_mismatch": (
         "已开红字发票合计{sum}与已红冲金额{reversed}不一致",
         "the previous red invoices add up to {sum}, not the already reversed {reversed}",
+    ),
+    # raised at intake for a signed body whose content cannot be used (UnusableContent): the order is
+    # recorded as rejected with these; ``detail`` is the platform module's own (English) finding
+    "event_field_missing": ("事件缺少字段{field}", "the event has no {field}"),
+    "event_amount_invalid": (
+        "字段{field}不是有效的金额或数量（须为非负数，最多8位小数）",
+        "{field} is not a valid amount or quantity: {detail}",
+    ),
+    "event_field_invalid": (
+        "字段{field}的格式不符合平台报文规范",
+        "{field} does not have the documented format: {detail}",
+    ),
+    "event_unreadable": ("报文内容无法解析", "the body cannot be read: {detail}"),
+    "event_order_id_unreadable": (
+        "无法读取订单号：订单以事件号{event_id}记录",
+        "the order id cannot be read: the order is recorded under the event id {event_id}",
     ),
 }
 

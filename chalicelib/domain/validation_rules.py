@@ -28,7 +28,7 @@ from chalicelib.domain.models import (
     Violation,
 )
 from chalicelib.domain.taxcodes import TAX_CODE_RE, VAT_RATES, TaxCodeTable
-from chalicelib.domain.taxpayer import TaxIdStatus, check_tax_id
+from chalicelib.domain.taxpayer import TaxIdProblem, TaxIdStatus, check_tax_id, tax_id_problem
 from chalicelib.domain.validation_catalogue import violation
 
 MAX_LINES = 2000
@@ -41,6 +41,12 @@ MONEY_LIMIT = Decimal(10) ** 16
 PRICE_PLACES = 8
 
 _PARTY_NAMES = {"buyer": ("购买方", "buyer's"), "seller": ("销售方", "seller's")}
+#: Malformed tax ids with a message of their own; wrong length or characters are ``tax_id_format``.
+_TAX_ID_PROBLEM_CODES = {
+    TaxIdProblem.WHITESPACE: "tax_id_whitespace",
+    TaxIdProblem.ALPHABET: "tax_id_alphabet",
+    TaxIdProblem.REGION: "tax_id_region",
+}
 
 
 class Findings:
@@ -95,10 +101,10 @@ def _check_party(role: str, party: Party, found: Findings, policy: ChecksumPolic
     if bank_account > BANK_ACCOUNT_MAX:
         found.error(f"{role}.bank", "bank_account_too_long", length=bank_account, **names)
     if party.tax_id:
-        status = check_tax_id(party.tax_id)
-        if status is TaxIdStatus.BAD_FORMAT:
-            found.error(f"{role}.tax_id", "tax_id_format", **names)
-        elif status is TaxIdStatus.BAD_CHECKSUM:
+        problem = tax_id_problem(party.tax_id)
+        if problem is not None:
+            found.error(f"{role}.tax_id", _TAX_ID_PROBLEM_CODES.get(problem, "tax_id_format"), **names)
+        elif check_tax_id(party.tax_id) is TaxIdStatus.BAD_CHECKSUM:
             found.report(f"{role}.tax_id", "tax_id_checksum", policy, **names)
 
 
@@ -200,8 +206,9 @@ def _check_price_quantity(where: str, line: InvoiceLine, red: bool, usable: bool
             numbers_ok = False
         elif decimal_places(value) > PRICE_PLACES:
             found.error(f"{where}.{name}", "price_precision")
-    if price is not None and numbers_ok and price < 0:
-        found.error(f"{where}.unit_price", "unit_price_negative")
+    if price is not None and numbers_ok and price <= 0:
+        # A free item is no invoice line; the sign of a discount or a reversal is on the quantity.
+        found.error(f"{where}.unit_price", "unit_price_not_positive")
     if quantity is not None and numbers_ok:
         negative_expected = red or line.is_discount
         if (negative_expected and quantity >= 0) or (not negative_expected and quantity <= 0):
@@ -213,11 +220,13 @@ def _check_price_quantity(where: str, line: InvoiceLine, red: bool, usable: bool
 
 
 def _check_sign(where: str, line: InvoiceLine, red: bool, found: Findings) -> None:
-    values = (line.amount, line.tax, line.total)
+    """Blue goods lines are positive (amount and total above zero, tax not negative); red lines are
+    their negative mirror (amount and total below zero, tax not positive). A zero-amount line is
+    neither: it invoices nothing (nor does a zero-amount discount discount anything)."""
     if red:
-        if any(v > 0 for v in values):
-            found.error(f"{where}.total", "red_line_positive")
-    elif not line.is_discount and (line.total <= 0 or line.amount < 0 or line.tax < 0):
+        if line.amount >= 0 or line.total >= 0 or line.tax > 0:
+            found.error(f"{where}.total", "red_line_not_negative")
+    elif not line.is_discount and (line.total <= 0 or line.amount <= 0 or line.tax < 0):
         found.error(f"{where}.total", "blue_line_not_positive")
 
 
@@ -226,7 +235,7 @@ def _check_discount(index: int, order: InvoiceOrder, found: Findings) -> None:
     line = order.lines[index]
     if order.colour is InvoiceColour.RED:
         found.error(f"{where}.is_discount", "discount_on_red")
-    if line.total >= 0 or line.amount > 0 or line.tax > 0:
+    if line.total >= 0 or line.amount >= 0 or line.tax > 0:
         found.error(f"{where}.total", "discount_not_negative")
     if index == 0:
         found.error(f"{where}.is_discount", "discount_position")
@@ -275,8 +284,10 @@ def _check_total_sign_and_limit(order: InvoiceOrder, found: Findings, limit: Dec
         found.error("total", "red_total_not_negative")
     if not red and order.total <= 0:
         found.error("total", "blue_total_not_positive")
-    if limit is not None and not red and order.total_amount > limit:
-        found.error("total_amount", "single_invoice_limit", amount=order.total_amount, limit=limit)
+    # The limit (开票限额) applies to red invoices too, by absolute value, as the platform (and the
+    # sandbox) apply it: a red reversal of a blue issued under a since-lowered limit is refused.
+    if limit is not None and abs(order.total_amount) > limit:
+        found.error("total_amount", "single_invoice_limit", amount=abs(order.total_amount), limit=limit)
 
 
 def _check_sums(order: InvoiceOrder, found: Findings, totals_ok: bool, tolerance: Decimal) -> None:

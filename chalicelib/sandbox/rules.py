@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -45,6 +46,7 @@ __all__ = [
     "LIMIT",
     "LINE_TAX_TOLERANCE",
     "MAX_LINES",
+    "MONEY_LIMIT",
     "PRICE_TOLERANCE",
     "RATES",
     "RED",
@@ -77,7 +79,13 @@ LINE_TAX_TOLERANCE = Decimal("0.06")
 PRICE_TOLERANCE = Decimal("0.01")
 INVOICE_TAX_TOLERANCE = Decimal("1.27")
 CENT = Decimal("0.01")
-_TAX_ID_RE = re.compile(r"^[0-9A-Z]+$")
+#: Money, quantities and unit prices stay below 10^16 in absolute value: Nuonuo caps amounts at 20
+#: characters (E9124/E9126 — sign, 16 integer digits, point, 2 decimals).
+MONEY_LIMIT = Decimal(10) ** 16
+#: Zero-rate flag codes (STA ``lslbs``, Nuonuo ``zeroRateFlag``): 1 免税, 2 不征税, 3 普通零税率.
+ZERO_RATE_FLAGS = ("1", "2", "3")
+_TAX_ID_RE = re.compile(r"[0-9A-Z]+")  # fullmatch: "$" would let a trailing newline through
+_USCC_REGION_RE = re.compile(r"[0-9]{6}")  # positions 3-8 of a credit code: the region code
 _CODE_RE = re.compile(r"^\d{19}$")
 _SHORT_NAME_RE = re.compile(r"^\*([^*]+)\*(.*)$")
 
@@ -94,10 +102,21 @@ class TaxCode:
     short_name: str
     rates: frozenset[Decimal]
     rate_texts: tuple[str, ...]
+    zero_rate_flags: frozenset[str] = frozenset()  # wire codes ("1" exempt, "2" not taxable, "3" zero rate)
 
 
 class TaxCodeTable:
-    """The curated classification table (data file ``taxcodes.json``)."""
+    """The curated classification table (data file ``taxcodes.json``).
+
+    The file holds the validator's table (``chalicelib/domain/data/taxcodes.json``) entry for entry under
+    the platform's field names — one table as data, read here by the sandbox's own loader (no shared
+    code); ``tests/unit/test_taxcodes.py`` proves the two equal::
+
+        {"version": ..., "codes": [{"ssflbm": code, "spmc": name, "sphfwjc": short name,
+                                    "sl": ["0.06", ...], "lslbs": ["1", ...], "note"?}]}
+
+    ``lslbs`` lists the zero-rate flags a 0 % line of the code may carry.
+    """
 
     def __init__(self, codes: list[TaxCode]) -> None:
         self._codes = {c.code: c for c in codes}
@@ -114,6 +133,7 @@ class TaxCodeTable:
                     short_name=c["sphfwjc"],
                     rates=frozenset(Decimal(r) for r in c["sl"]),
                     rate_texts=tuple(c["sl"]),
+                    zero_rate_flags=frozenset(c.get("lslbs", ())),
                 )
                 for c in raw["codes"]
             ]
@@ -141,14 +161,28 @@ def check_tax_id(
 ) -> None:
     """Format (15/17/18/20, digits + upper case); for 18 characters the USCC checksum per ``checksum``.
 
-    ``checksum=None`` skips the checksum (the seller's own id, as on the real sandbox).
+    Whitespace anywhere, a wrong length, other characters and, for 18 characters, a letter outside the
+    GB 32100 alphabet or a non-digit in the region code (positions 3-8) are always format errors;
+    only the check character follows ``checksum``, and ``checksum=None`` skips it (the seller's own
+    id, as on the real sandbox).
     """
+    if any(ch.isspace() for ch in value):
+        out.add(FIELD, fld, f"{fld} {what}不能包含空格或其他空白字符", "E9307")
+        return
     if len(value) not in TAX_ID_LENGTHS:
         out.add(FIELD, fld, f"{fld} {what}长度必须为15、17、18或20位", "E9306")
         return
-    if not _TAX_ID_RE.match(value):
+    if not _TAX_ID_RE.fullmatch(value):
         out.add(FIELD, fld, f"{fld} {what}只能包含数字和大写字母", "E9307")
         return
+    if len(value) == 18:
+        outside = "、".join(sorted({ch for ch in value if ch not in USCC_ALPHABET}))
+        if outside:
+            out.add(FIELD, fld, f"{fld} 统一社会信用代码不能包含字母{outside}（不在GB 32100-2015字符集中）", "E9307")
+            return
+        if not _USCC_REGION_RE.fullmatch(value[2:8]):
+            out.add(FIELD, fld, f"{fld} 统一社会信用代码第3至8位（行政区划码）必须为数字", "E9307")
+            return
     if len(value) == 18 and checksum is not None and not uscc_valid(value):
         msg = f"{fld} 统一社会信用代码校验位不正确"
         if checksum is ChecksumPolicy.REJECT:
@@ -179,6 +213,9 @@ def validate(
     _check_lines(draft, names, table, out)
     if not draft.lines:
         return out
+    header = _out_of_range((("amount", draft.amount), ("tax", draft.tax), ("total", draft.total)))
+    if not _refuse_out_of_range(out, header, names.h) or any(_out_of_range(_line_numbers(ln)) for ln in draft.lines):
+        return out  # out-of-range numbers are refused on their own and kept out of every sum
     _check_totals(draft, names, out)
     if single_invoice_limit is not None:
         amount = draft.amount if draft.amount is not None else draft.sums()[0]
@@ -240,8 +277,8 @@ def _check_line(draft: Draft, ln: Line, names: Names, table: TaxCodeTable, out: 
     row = ln.index + 1
     if ln.kind not in ("0", "1", "2"):
         out.add(FIELD, f("kind"), f"{f('kind')} 发票行性质只能为0、1、2")
-    if not ln.name:
-        out.add(FIELD, f("name"), f"{f('name')} 商品名称不能为空")
+    if not _goods_name(ln.name):
+        out.add(FIELD, f("name"), f"{f('name')} 商品名称不能为空（*简称*之后须有商品名称）")
     elif names.line_name_max and len(ln.name) > names.line_name_max:
         out.add(FIELD, f("name"), f"{f('name')} 商品名称超过{names.line_name_max}个字符")
     code = table.get(ln.code) if ln.code else None
@@ -255,10 +292,19 @@ def _check_line(draft: Draft, ln: Line, names: Names, table: TaxCodeTable, out: 
         out.add(TAXCODE, f("rate"), f"{f('rate')} 税率 {ln.rate} 不在允许的税率中", "E4000")
     elif code is not None and ln.rate not in code.rates:
         out.add(TAXCODE, f("rate"), f"{f('rate')} 税收分类编码 {ln.code} 不允许税率 {ln.rate}", "E4000")
-    if ln.rate is not None and ln.rate == 0 and ln.zero_rate_flag not in ("1", "2", "3"):
+    if ln.rate is not None and ln.rate == 0 and ln.zero_rate_flag not in ZERO_RATE_FLAGS:
         out.add(FIELD, f("zero_rate_flag"), f"{f('zero_rate_flag')} 零税率行必须标明免税、不征税或普通零税率")
-    if ln.rate is not None and ln.rate != 0 and ln.zero_rate_flag in ("1", "2", "3"):
+    if ln.rate is not None and ln.rate != 0 and ln.zero_rate_flag in ZERO_RATE_FLAGS:
         out.add(FIELD, f("zero_rate_flag"), f"{f('zero_rate_flag')} 非零税率行不能标零税率标识")
+    if (
+        code is not None
+        and ln.rate == 0
+        and ln.rate in code.rates
+        and ln.zero_rate_flag in ZERO_RATE_FLAGS
+        and ln.zero_rate_flag not in code.zero_rate_flags
+    ):
+        msg = f"{f('zero_rate_flag')} 税收分类编码 {ln.code} 不允许零税率标识 {ln.zero_rate_flag}"
+        out.add(TAXCODE, f("zero_rate_flag"), msg, "E4000")
     if code is not None and ln.name.startswith("*"):
         m = _SHORT_NAME_RE.match(ln.name)
         if m is None or m.group(1) != code.short_name:
@@ -268,9 +314,11 @@ def _check_line(draft: Draft, ln: Line, names: Names, table: TaxCodeTable, out: 
             if val is None:
                 out.add(FIELD, f(key), f"{f(key)} 不能为空", "E9123")
         return
+    if not _refuse_out_of_range(out, _out_of_range(_line_numbers(ln)), f):
+        return  # kept out of every sum (the arithmetic would be meaningless, or overflow)
     if ln.amount + ln.tax != ln.total:
         out.add(AMOUNT, f("total"), f"{f('total')} 金额+税额不等于含税金额,第{row}行", "E9130")
-    if ln.rate is not None and abs(ln.amount * ln.rate - ln.tax) > LINE_TAX_TOLERANCE:
+    if ln.rate in RATES and abs(ln.amount * ln.rate - ln.tax) > LINE_TAX_TOLERANCE:
         out.add(AMOUNT, f("tax"), f"{f('tax')} 金额*税率-税额大于0.06,明细行名称:{ln.name},第{row}行", "E9131")
     if (ln.qty is None) != (ln.price is None):
         missing = "price" if ln.price is None else "qty"
@@ -291,6 +339,32 @@ def _check_line(draft: Draft, ln: Line, names: Names, table: TaxCodeTable, out: 
             out.add(AMOUNT, f("amount"), f"{f('amount')} 蓝字发票金额必须为正数,第{row}行", "E4000")
         if ln.qty is not None and ln.qty <= 0:
             out.add(FIELD, f("qty"), f"{f('qty')} 蓝字发票数量必须为正数", "E9114")
+
+
+def _goods_name(name: str) -> str:
+    """The goods name without its ``*简称*`` prefix (``*餐饮服务*`` alone names no goods)."""
+    m = _SHORT_NAME_RE.match(name)
+    return (m.group(2) if m else name).strip()
+
+
+_RANGE_CODES = {"amount": "E9126", "total": "E9124"}
+
+
+def _line_numbers(ln: Line) -> tuple[tuple[str, Decimal | None], ...]:
+    return (("amount", ln.amount), ("tax", ln.tax), ("total", ln.total), ("qty", ln.qty), ("price", ln.price))
+
+
+def _out_of_range(numbers: Iterable[tuple[str, Decimal | None]]) -> list[str]:
+    """The keys whose value is not below 10^16 in absolute value."""
+    return [key for key, value in numbers if value is not None and abs(value) >= MONEY_LIMIT]
+
+
+def _refuse_out_of_range(out: Outcome, keys: list[str], wire: Callable[[str], str]) -> bool:
+    """Refuse each out-of-range number (``wire`` names its field); True when there was none."""
+    for key in keys:
+        fld = wire(key)
+        out.add(FIELD, fld, f"{fld} 数值超出允许范围（绝对值须小于10的16次方）", _RANGE_CODES.get(key, "E4000"))
+    return not keys
 
 
 def _check_discounts(lines: list[Line], names: Names, out: Outcome) -> None:
@@ -327,7 +401,7 @@ def _check_totals(draft: Draft, names: Names, out: Outcome) -> None:
     if any(ln.amount is None or ln.tax is None or ln.total is None for ln in draft.lines):
         return
     s_amount, s_tax, s_total = draft.sums()
-    expected_tax = sum((ln.amount * ln.rate for ln in draft.lines if ln.amount and ln.rate), Decimal(0))
+    expected_tax = sum((ln.amount * ln.rate for ln in draft.lines if ln.amount and ln.rate in RATES), Decimal(0))
     if abs(expected_tax - s_tax) > INVOICE_TAX_TOLERANCE:
         out.add(AMOUNT, names.h("tax"), f"{names.h('tax')} 整票税额误差超过1.27", "E9131")
     if draft.amount is not None and draft.amount != s_amount:

@@ -8,6 +8,7 @@ Routes::
     POST /open/v1/services?senid&nonce&...    Nuonuo methods (nuonuo.py)
     GET  /files/{number}.pdf|ofd|xml         placeholder files of issued invoices
     GET  /admin/health | /admin/invoices | /admin/invoices/count | /admin/red-forms
+         (invoices and count filter on ?order_no= &serial= &protocol= &order_key=, the gateway's order key)
     POST /admin/faults | /admin/clock | /admin/reset
 
 Admin endpoints answer loopback clients only. ``start_sandbox`` runs the server in a thread for
@@ -27,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 from chalicelib.sandbox.common import Reply, json_reply, loads
 from chalicelib.sandbox.nuonuo import NuonuoFrontEnd
 from chalicelib.sandbox.sta import StaFrontEnd
-from chalicelib.sandbox.state import SandboxConfig, SandboxState
+from chalicelib.sandbox.state import SandboxConfig, SandboxState, serial_of_order_key
 
 log = logging.getLogger("chalicelib.sandbox")
 MAX_BODY = 20 * 1024 * 1024
@@ -192,7 +193,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 items = state.snapshot(**_filters(query))
                 kind = query.get("kind", "")
                 count = len([i for i in items if not kind or i["kind"] == kind])
-                return json_reply(200, {"order_no": query.get("order_no", ""), "count": count})
+                answer = {"order_no": query.get("order_no", ""), "count": count}
+                if query.get("order_key"):
+                    answer.update(order_key=query["order_key"], serial=serial_of_order_key(query["order_key"]))
+                return json_reply(200, answer)
             if route == ("GET", "/admin/red-forms"):
                 state.settle_all()
                 with state.lock:
@@ -218,7 +222,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
 
 def _filters(query: dict[str, str]) -> dict[str, str]:
-    return {k: query.get(k, "") for k in ("order_no", "serial", "protocol")}
+    return {k: query.get(k, "") for k in ("order_no", "serial", "protocol", "order_key")}
 
 
 @dataclass

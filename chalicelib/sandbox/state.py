@@ -14,6 +14,7 @@ their own, whose names are re-exported here.
 from __future__ import annotations
 
 import copy
+import hashlib
 import itertools
 import secrets
 import threading
@@ -71,7 +72,19 @@ __all__ = [
     "china_time",
     "money",
     "red_draft_from_form",
+    "serial_of_order_key",
 ]
+
+
+#: The gateway's request serial of an order (docs/issuing.md): "EI" + the first 18 hex digits of
+#: SHA-256(order key), upper case. Derived here on its own, as the sandbox shares no code with the client.
+SERIAL_PREFIX, SERIAL_LENGTH = "EI", 20
+
+
+def serial_of_order_key(order_key: str) -> str:
+    """The serial (STA ``fpqqlsh``, Nuonuo ``orderNo``) the gateway sends for ``order_key``."""
+    digest = hashlib.sha256(order_key.encode("utf-8")).hexdigest().upper()
+    return SERIAL_PREFIX + digest[: SERIAL_LENGTH - len(SERIAL_PREFIX)]
 
 
 class SandboxState(RedFormDesk):
@@ -213,7 +226,14 @@ class SandboxState(RedFormDesk):
             used = self.credit_used.get(seller_tax_id, ZERO)
             return seller.credit_line, used, seller.credit_line - used
 
-    def snapshot(self, *, order_no: str = "", serial: str = "", protocol: str = "") -> list[dict[str, Any]]:
+    def snapshot(
+        self, *, order_no: str = "", serial: str = "", protocol: str = "", order_key: str = ""
+    ) -> list[dict[str, Any]]:
+        """Every invoice, or those matching each filter given: ``order_no`` (STA ``ddh`` — the shop's
+        order id —, Nuonuo ``orderNo`` — the gateway's serial), ``serial``, ``protocol``, and
+        ``order_key`` (the gateway's ``store:platform:order id``, matched through the serial it derives
+        from it: :func:`serial_of_order_key`, so the same for both protocols)."""
+        derived = serial_of_order_key(order_key) if order_key else ""
         with self.lock:
             self.settle_all()
             return [
@@ -221,6 +241,7 @@ class SandboxState(RedFormDesk):
                 for r in self.invoices
                 if (not order_no or r.order_no == order_no)
                 and (not serial or r.serial == serial)
+                and (not derived or r.serial == derived)
                 and (not protocol or r.protocol == protocol)
             ]
 

@@ -51,7 +51,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from chalicelib.domain.errors import IgnoredEvent, MalformedPayload, SignatureInvalid
 from chalicelib.domain.models import EventKind, PaymentEvent
-from chalicelib.webhooks.base import Outcome, Reply, secret_list
+from chalicelib.webhooks.base import ContentIdentity, Outcome, Reply, plain_id, secret_list, signed_content
 
 NAME = "alipay"
 SIGNS_TIMESTAMP = False
@@ -195,52 +195,68 @@ def verify(raw_body: bytes, headers: Mapping[str, str], secrets: Mapping[str, An
     params = _parse_form(raw_body)
     codec = _codec(params)
     _check_signature(params, secrets)
-    fields = _decode(params, codec)
-    app_ids = secret_list(secrets, "app_id")
-    if fields.get("app_id", "").strip() not in app_ids:
-        raise SignatureInvalid("notify app_id is not this store's app", code="app_mismatch")
+    fields: dict[str, str] = {}
+    with signed_content(lambda: _identity(fields)):
+        fields = _decode(params, codec)
+        app_ids = secret_list(secrets, "app_id")
+        if fields.get("app_id", "").strip() not in app_ids:
+            raise SignatureInvalid("notify app_id is not this store's app", code="app_mismatch")
 
-    notify_id = _required(fields, "notify_id")
-    notify_type = fields.get("notify_type", "trade_status_sync")
-    if notify_type != "trade_status_sync":
-        raise IgnoredEvent(f"notify_type {notify_type} needs no invoice")
-    status = _required(fields, "trade_status")
-    order_id = _required(fields, "out_trade_no")
-    event_type = f"{notify_type}:{status}"
+        notify_id = _required(fields, "notify_id")
+        notify_type = fields.get("notify_type", "trade_status_sync")
+        if notify_type != "trade_status_sync":
+            raise IgnoredEvent(f"notify_type {notify_type} needs no invoice")
+        status = _required(fields, "trade_status")
+        order_id = _required(fields, "out_trade_no")
+        event_type = f"{notify_type}:{status}"
 
-    if fields.get("refund_fee", "").strip() or fields.get("out_biz_no", "").strip():
-        refund = _yuan(fields, "refund_fee")
-        if refund > 0:  # "0.00" is no refund: fall through to the trade status
-            refund_id = fields.get("out_biz_no", "").strip()
-            if not refund_id:
-                if status != "TRADE_CLOSED":
-                    raise MalformedPayload("out_biz_no is missing on a partial refund notify")
-                refund_id = f"{fields.get('trade_no', '').strip() or order_id}:closed"
+        if fields.get("refund_fee", "").strip() or fields.get("out_biz_no", "").strip():
+            refund = _yuan(fields, "refund_fee")
+            if refund > 0:  # "0.00" is no refund: fall through to the trade status
+                refund_id = fields.get("out_biz_no", "").strip()
+                if not refund_id:
+                    if status != "TRADE_CLOSED":
+                        raise MalformedPayload("out_biz_no is missing on a partial refund notify")
+                    refund_id = f"{fields.get('trade_no', '').strip() or order_id}:closed"
+                return PaymentEvent(
+                    platform=NAME,
+                    event_id=notify_id,
+                    kind=EventKind.REFUNDED,
+                    order_id=order_id,
+                    amount=_yuan(fields, "total_amount") if fields.get("total_amount") else refund,
+                    refund_id=refund_id,
+                    refund_amount=refund,
+                    occurred_at=_time(fields.get("gmt_refund")) or _time(fields.get("notify_time")),
+                    event_type=event_type,
+                )
+        if status in _PAID_STATUSES:
             return PaymentEvent(
                 platform=NAME,
                 event_id=notify_id,
-                kind=EventKind.REFUNDED,
+                kind=EventKind.PAID,
                 order_id=order_id,
-                amount=_yuan(fields, "total_amount") if fields.get("total_amount") else refund,
-                refund_id=refund_id,
-                refund_amount=refund,
-                occurred_at=_time(fields.get("gmt_refund")) or _time(fields.get("notify_time")),
+                amount=_yuan(fields, "total_amount"),
+                occurred_at=_time(fields.get("gmt_payment")) or _time(fields.get("notify_time")),
                 event_type=event_type,
             )
-    if status in _PAID_STATUSES:
-        return PaymentEvent(
-            platform=NAME,
-            event_id=notify_id,
-            kind=EventKind.PAID,
-            order_id=order_id,
-            amount=_yuan(fields, "total_amount"),
-            occurred_at=_time(fields.get("gmt_payment")) or _time(fields.get("notify_time")),
-            event_type=event_type,
-        )
-    raise IgnoredEvent(f"trade_status {status} needs no invoice")
+        raise IgnoredEvent(f"trade_status {status} needs no invoice")
 
 
-def reply(outcome: Outcome, *, order_key: str = "", status: str = "") -> Reply:
+def _identity(fields: Mapping[str, str]) -> ContentIdentity:
+    """What identifies the order of a signed notify that cannot be used (best effort)."""
+    refund_id = plain_id(fields.get("out_biz_no"))
+    refunded = refund_id is not None or fields.get("refund_fee", "").strip() not in ("", "0", "0.0", "0.00")
+    paid = fields.get("trade_status") in _PAID_STATUSES
+    kind = EventKind.REFUNDED if refunded else EventKind.PAID if paid else None
+    return ContentIdentity(
+        event_id=plain_id(fields.get("notify_id")),
+        kind=kind.value if kind else None,
+        order_id=plain_id(fields.get("out_trade_no")),
+        refund_id=refund_id,
+    )
+
+
+def reply(outcome: Outcome, *, order_key: str = "", status: str = "", detail: Mapping[str, Any] | None = None) -> Reply:
     """Alipay stops retrying only on the exact plain-text body ``success``."""
-    del outcome, order_key, status
+    del outcome, order_key, status, detail
     return Reply(200, b"success", "text/plain")

@@ -23,8 +23,10 @@ The body is a JSON array of messages ``[{"tag": "101", "msg_id": "…", "data": 
 - every other tag (the console's test push with tag ``0``, 100 created, 102 shipped, 200–205 and 207+
   after-sale steps …) → ignored.
 
-**Batches.** One push may carry several messages. :func:`verify_all` returns one ``PaymentEvent`` per
-invoice-relevant message (its own ``msg_id`` each). :func:`verify` — the single-event module contract —
+**Batches.** One push may carry several messages. :func:`verify_each` returns one ``PaymentEvent`` per
+invoice-relevant message (its own ``msg_id`` each), or the ``UnusableContent`` of a message whose content
+cannot be used, so that the intake records every message; :func:`verify_all` returns the events and
+raises the first ``UnusableContent``. :func:`verify` — the single-event module contract —
 returns the event when exactly one message of the batch is relevant, raises ``IgnoredEvent`` when none
 is, and raises ``MalformedPayload`` (code ``batch_needs_verify_all``) when several are, so that no event
 is silently dropped: callers that can queue several events call ``verify_all``.
@@ -40,12 +42,24 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
-from chalicelib.domain.errors import IgnoredEvent, MalformedPayload, SignatureInvalid
+from chalicelib.domain.errors import IgnoredEvent, MalformedPayload, SignatureInvalid, UnusableContent
 from chalicelib.domain.models import EventKind, PaymentEvent
 from chalicelib.domain.money import fen_to_yuan
-from chalicelib.webhooks.base import Outcome, Reply, constant_time_in, header, json_reply, load_json, secret_list
+from chalicelib.webhooks.base import (
+    ContentIdentity,
+    Outcome,
+    Reply,
+    constant_time_in,
+    header,
+    json_reply,
+    load_json,
+    plain_id,
+    secret_list,
+    signed_content,
+)
 
 NAME = "douyin"
 SIGNS_TIMESTAMP = False
@@ -182,20 +196,61 @@ def _shop_ids(secrets: Mapping[str, Any]) -> set[str]:
     return ids
 
 
+def verify_each(
+    raw_body: bytes, headers: Mapping[str, str], secrets: Mapping[str, Any], now: datetime
+) -> list[PaymentEvent | UnusableContent]:
+    """Verify a push and return, per invoice-relevant message, its event — or, for a message whose
+    content cannot be used, the ``UnusableContent`` saying why, so that one bad message of a batch
+    neither hides nor blocks the others."""
+    del now  # 抖店 signs no timestamp
+    _check_signature(raw_body, headers, secrets)
+    with signed_content(ContentIdentity):
+        body = load_json(raw_body)
+        if isinstance(body, Mapping):  # tolerate a single message sent bare
+            body = [body]
+        if not isinstance(body, list):
+            raise MalformedPayload("body is not a JSON array of messages")
+    shop_ids = _shop_ids(secrets)
+    found: list[PaymentEvent | UnusableContent] = []
+    for i, message in enumerate(body):
+        try:
+            with signed_content(partial(_identity, message)):
+                event = _event(message, i, shop_ids)
+        except UnusableContent as exc:
+            found.append(exc)
+            continue
+        if event is not None:
+            found.append(event)
+    return found
+
+
 def verify_all(
     raw_body: bytes, headers: Mapping[str, str], secrets: Mapping[str, Any], now: datetime
 ) -> list[PaymentEvent]:
-    """Verify a push and return one event per invoice-relevant message (possibly none)."""
-    del now  # 抖店 signs no timestamp
-    _check_signature(raw_body, headers, secrets)
-    body = load_json(raw_body)
-    if isinstance(body, Mapping):  # tolerate a single message sent bare
-        body = [body]
-    if not isinstance(body, list):
-        raise MalformedPayload("body is not a JSON array of messages")
-    shop_ids = _shop_ids(secrets)
-    events = [_event(message, i, shop_ids) for i, message in enumerate(body)]
-    return [e for e in events if e is not None]
+    """Verify a push and return one event per invoice-relevant message (possibly none); the first
+    message whose content cannot be used raises its ``UnusableContent``."""
+    found = verify_each(raw_body, headers, secrets, now)
+    for item in found:
+        if isinstance(item, UnusableContent):
+            raise item
+    return [e for e in found if isinstance(e, PaymentEvent)]
+
+
+def _identity(message: Any) -> ContentIdentity:
+    """What identifies the order of a signed message that cannot be used (best effort)."""
+    msg = message if isinstance(message, Mapping) else {}
+    tag = str(msg.get("tag")) if isinstance(msg.get("tag"), str | int) else None
+    kind = {TAG_PAID: EventKind.PAID.value, TAG_REFUND_SUCCESS: EventKind.REFUNDED.value}.get(tag or "")
+    try:
+        data = _message_data(msg, 0)
+    except MalformedPayload:
+        data = {}
+    return ContentIdentity(
+        event_id=plain_id(msg.get("msg_id")),
+        kind=kind,
+        order_id=plain_id(data.get("p_id")) or plain_id(data.get("shop_order_id")),
+        refund_id=plain_id(data.get("aftersale_id")),
+    )
 
 
 def verify(raw_body: bytes, headers: Mapping[str, str], secrets: Mapping[str, Any], now: datetime) -> PaymentEvent:
@@ -211,7 +266,7 @@ def verify(raw_body: bytes, headers: Mapping[str, str], secrets: Mapping[str, An
     return events[0]
 
 
-def reply(outcome: Outcome, *, order_key: str = "", status: str = "") -> Reply:
+def reply(outcome: Outcome, *, order_key: str = "", status: str = "", detail: Mapping[str, Any] | None = None) -> Reply:
     """抖店 treats ``{"code": 0, "msg": "success"}`` as delivered."""
-    del outcome, order_key, status
+    del outcome, order_key, status, detail
     return json_reply(200, {"code": 0, "msg": "success"})

@@ -1,21 +1,25 @@
 """Shopify: ``X-Shopify-Hmac-Sha256`` = base64 HMAC-SHA256(app client secret, raw body); no timestamp.
 
 The secret value is ``{"secrets": ["<new>", "<old>"]}`` / ``{"secret": …}`` (or shopifyapp's names
-``client_secret`` and ``old_client_secret``); any of them passes, so a rotated app secret keeps working
-while Shopify still signs with the old one. Headers are read with or without the ``X-`` prefix
-(Shopify sends ``shopify-…`` for some subscriptions). Topics (``X-Shopify-Topic``): ``orders/paid``
-→ paid (``total_price``, ``currency``; lines from ``line_items``: ``sku``, ``title``, ``quantity``,
-``price``, discount = Σ ``discount_allocations[].amount`` or else ``total_discount``, plus the line's
-``tax_lines`` when ``taxes_included`` is false; each shipping line becomes a line with SKU
-``shipping``); ``refunds/create`` → refunded (refund ``id``, ``order_id``, amount = Σ
-``transactions[].amount`` of kind ``refund`` that did not fail; ``amount`` is the refund amount since
-the payload has no order total; no lines). Other topics are genuine but ignored. Buyer invoice data
-come from ``note_attributes`` (cart attributes) named ``invoice_title``/``发票抬头``,
+``client_secret`` and ``old_client_secret``); any of them passes, so a rotated app secret keeps
+working while Shopify still signs with the old one. Headers are read with or without the ``X-``
+prefix (Shopify sends ``shopify-…`` for some subscriptions). Topics (``X-Shopify-Topic``):
+``orders/paid`` → paid (``total_price``, ``currency``; lines from ``line_items``: ``sku``,
+``title``, ``quantity``, ``price``, discount = Σ ``discount_allocations[].amount`` or else
+``total_discount``, plus the line's ``tax_lines`` when ``taxes_included`` is false; a ``Tip`` line
+item without product is left out as a tip), and the amounts Shopify labels outside its lines:
+``shipping`` = Σ ``shipping_lines`` (price − discount, + tax when excluded; without shipping lines
+``total_shipping_price_set``), ``fees`` = ``total_tip_received`` (or the tip line items),
+``order_discount`` = what ``total_discounts`` has beyond the discounts allocated to lines and
+shipping lines; ``refunds/create`` → refunded (refund ``id``, ``order_id``, amount = Σ
+``transactions[].amount`` of kind ``refund`` that did not fail; ``amount`` is the refund amount
+since the payload has no order total; no lines). Other topics are genuine but ignored. Buyer invoice
+data come from ``note_attributes`` (cart attributes) named ``invoice_title``/``发票抬头``,
 ``tax_id``/``税号``/``纳税人识别号``, ``invoice_type``/``抬头类型`` (company|individual|企业|个人),
 ``invoice_email``/``收票邮箱``, ``buyer_address``, ``buyer_phone``, ``buyer_bank``, ``buyer_account``
 (case, spaces, ``-`` and a leading ``_``/``billing_`` ignored); with a tax id and no title,
-``billing_address.company`` is the title. The order id is the numeric order ``id``. The de-duplication
-key is ``X-Shopify-Event-Id`` (fallback ``X-Shopify-Webhook-Id``).
+``billing_address.company`` is the title. The order id is the numeric order ``id``. The
+de-duplication key is ``X-Shopify-Event-Id`` (fallback ``X-Shopify-Webhook-Id``).
 """
 
 from __future__ import annotations
@@ -30,11 +34,18 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import ValidationError
-
 from chalicelib.domain.errors import IgnoredEvent, MalformedPayload, SignatureInvalid
 from chalicelib.domain.models import Buyer, BuyerType, EventKind, EventLine, PaymentEvent
-from chalicelib.webhooks.base import Outcome, Reply, accepted_reply, constant_time_in, load_json
+from chalicelib.webhooks.base import (
+    ContentIdentity,
+    Outcome,
+    Reply,
+    accepted_reply,
+    constant_time_in,
+    load_json,
+    plain_id,
+    signed_content,
+)
 from chalicelib.webhooks.fields import amount as _amount
 from chalicelib.webhooks.fields import iso_time as _time
 from chalicelib.webhooks.fields import items as _list
@@ -46,7 +57,7 @@ SIGNS_TIMESTAMP = False
 
 PAID_TOPIC = "orders/paid"
 REFUND_TOPIC = "refunds/create"
-SHIPPING_SKU = "shipping"
+TIP_TITLE = "tip"
 
 _ID_RE = re.compile(r"^[\x21-\x7e]{1,256}$")
 _TOPIC_RE = re.compile(r"^[\x21-\x7e]{1,100}$")
@@ -141,21 +152,28 @@ def verify(raw_body: bytes, headers: Mapping[str, str], secrets: Mapping[str, An
         raise SignatureInvalid("no matching signature", code="bad_signature")
     if topic not in (PAID_TOPIC, REFUND_TOPIC):
         raise IgnoredEvent(f"topic {topic} needs no invoice")
-    payload = load_json(body)
     triggered = _time(_get(headers, "triggered-at"))
-    try:
+    payload: Any = None
+    with signed_content(lambda: _identity(payload, topic), event_id=event_id):
+        payload = load_json(body)
         if topic == PAID_TOPIC:
             return _paid(payload, event_id, triggered)
         return _refund(payload, event_id, triggered)
-    except ValidationError as exc:
-        errors = exc.errors()
-        loc = ".".join(str(p) for p in errors[0]["loc"]) if errors else "?"
-        raise MalformedPayload(f"invalid field {loc}") from None
 
 
-def reply(outcome: Outcome, *, order_key: str, status: str) -> Reply:
+def _identity(payload: Any, topic: str) -> ContentIdentity:
+    """What identifies the order of a signed body that cannot be used (best effort)."""
+    body = payload if isinstance(payload, Mapping) else {}
+    if topic == PAID_TOPIC:
+        return ContentIdentity(kind=EventKind.PAID.value, order_id=plain_id(body.get("id")))
+    return ContentIdentity(
+        kind=EventKind.REFUNDED.value, order_id=plain_id(body.get("order_id")), refund_id=plain_id(body.get("id"))
+    )
+
+
+def reply(outcome: Outcome, *, order_key: str, status: str, detail: Mapping[str, Any] | None = None) -> Reply:
     """Shopify wants a 2xx within 5 s (202 when queued); anything else is retried 8 times over 4 hours."""
-    return accepted_reply(outcome, order_key=order_key, status=status)
+    return accepted_reply(outcome, order_key=order_key, status=status, detail=detail)
 
 
 # --- payload -----------------------------------------------------------------------------------
@@ -222,8 +240,22 @@ def buyer_from_attributes(
     return Buyer(type=buyer_type, **clean)
 
 
-def _lines(order: Mapping[str, Any], taxes_included: bool) -> tuple[EventLine, ...]:
+def _is_tip(line: Mapping[str, Any]) -> bool:
+    """Shopify carries a tip as a line item titled ``Tip`` with no product (or SKU) behind it."""
+    title = line.get("title") or line.get("name")
+    return (
+        isinstance(title, str)
+        and title.strip().lower() == TIP_TITLE
+        and not line.get("product_id")
+        and not line.get("sku")
+    )
+
+
+def _lines(order: Mapping[str, Any], taxes_included: bool) -> tuple[tuple[EventLine, ...], Decimal, Decimal]:
+    """The line items (tax-inclusive), the discounts allocated to them, and the tips that arrived as
+    line items (left out of the lines: they are fees)."""
     lines: list[EventLine] = []
+    discounts = tips = Decimal(0)
     for i, item in enumerate(_list(order.get("line_items"), "line_items")):
         path = f"line_items[{i}]"
         line = _obj(item, path)
@@ -236,6 +268,10 @@ def _lines(order: Mapping[str, Any], taxes_included: bool) -> tuple[EventLine, .
             else _dec(line.get("total_discount"), f"{path}.total_discount")
         )
         tax = Decimal(0) if taxes_included else _sum_tax(line.get("tax_lines"), f"{path}.tax_lines")
+        if _is_tip(line):
+            tips += price * quantity - discount + tax
+            continue
+        discounts += discount
         lines.append(
             EventLine(
                 sku=_str(line.get("sku"), f"{path}.sku"),
@@ -246,7 +282,21 @@ def _lines(order: Mapping[str, Any], taxes_included: bool) -> tuple[EventLine, .
                 discount=discount,
             )
         )
-    for i, item in enumerate(_list(order.get("shipping_lines"), "shipping_lines", required=False)):
+    return tuple(lines), discounts, tips
+
+
+def _shipping(order: Mapping[str, Any], taxes_included: bool) -> tuple[Decimal | None, Decimal]:
+    """What the buyer paid for shipping, tax-inclusive and after shipping discounts (Σ
+    ``shipping_lines``; without them ``total_shipping_price_set``; None when the order says neither),
+    and those shipping discounts."""
+    if order.get("shipping_lines") is None:
+        money = _obj(order.get("total_shipping_price_set"), "total_shipping_price_set", required=False)
+        shop = _obj(money.get("shop_money"), "total_shipping_price_set.shop_money", required=False)
+        if shop.get("amount") in (None, ""):
+            return None, Decimal(0)
+        return _dec(shop.get("amount"), "total_shipping_price_set.shop_money.amount"), Decimal(0)
+    paid = discounts = Decimal(0)
+    for i, item in enumerate(_list(order.get("shipping_lines"), "shipping_lines")):
         path = f"shipping_lines[{i}]"
         ship = _obj(item, path)
         price = _dec(ship.get("price"), f"{path}.price", required=True)
@@ -254,20 +304,23 @@ def _lines(order: Mapping[str, Any], taxes_included: bool) -> tuple[EventLine, .
         if not discount and ship.get("discounted_price") not in (None, ""):
             discount = max(price - _dec(ship.get("discounted_price"), f"{path}.discounted_price"), Decimal(0))
         tax = Decimal(0) if taxes_included else _sum_tax(ship.get("tax_lines"), f"{path}.tax_lines")
-        total = price - discount + tax
-        if total <= 0 and price <= 0:
-            continue  # free shipping: nothing to invoice
-        lines.append(
-            EventLine(
-                sku=SHIPPING_SKU,
-                name=_str(ship.get("title"), f"{path}.title") or "运费",
-                quantity=Decimal(1),
-                unit_price=price if taxes_included else None,
-                total=total,
-                discount=discount,
-            )
-        )
-    return tuple(lines)
+        paid += price - discount + tax
+        discounts += discount
+    return paid, discounts
+
+
+def _order_discount(order: Mapping[str, Any], allocated: Decimal) -> Decimal | None:
+    """The part of ``total_discounts`` Shopify did not allocate to a line or a shipping line (its
+    ``discount_applications`` normally all are): an order-level discount to spread over the lines."""
+    rest = _dec(order.get("total_discounts"), "total_discounts") - allocated
+    return rest if rest > 0 else None
+
+
+def _tips(order: Mapping[str, Any], tip_lines: Decimal) -> Decimal | None:
+    """``total_tip_received``, else what the tip line items came to; None without a tip."""
+    received = _dec(order.get("total_tip_received"), "total_tip_received")
+    tips = received or tip_lines
+    return tips if tips > 0 else None
 
 
 def _paid(payload: Any, event_id: str, triggered: datetime | None) -> PaymentEvent:
@@ -293,6 +346,8 @@ def _paid(payload: Any, event_id: str, triggered: datetime | None) -> PaymentEve
         or _str(customer.get("phone"), "customer.phone"),
         path="note_attributes",
     )
+    lines, line_discounts, tip_lines = _lines(order, taxes_included)
+    shipping, shipping_discounts = _shipping(order, taxes_included)
     return PaymentEvent(
         platform=NAME,
         event_id=event_id,
@@ -300,8 +355,11 @@ def _paid(payload: Any, event_id: str, triggered: datetime | None) -> PaymentEve
         order_id=str(order_id),
         amount=amount,
         currency=currency,
-        lines=_lines(order, taxes_included),
+        lines=lines,
         buyer=buyer,
+        shipping=shipping,
+        order_discount=_order_discount(order, line_discounts + shipping_discounts),
+        fees=_tips(order, tip_lines),
         occurred_at=triggered or _time(order.get("processed_at")) or _time(order.get("created_at")),
         event_type=PAID_TOPIC,
     )

@@ -6,10 +6,12 @@ seconds, ±5 min) and ``webhook-signature`` (space-separated ``v1,<base64>`` ent
 keyed with the base64-decoded ``whsec_`` secret over ``{id}.{timestamp}.{raw body}``. The secret value
 is ``{"secrets": ["whsec_…", …]}`` (several during rotation) or ``{"secret": "whsec_…"}``. The body
 (documented for integrators in ``docs/platforms/standard.md``) is ``{"type": "order.paid" |
-"order.refunded", "timestamp": ISO-8601, "data": {order_id, amount, currency, lines[], buyer{},
-refund_id, refund_amount}}``: money is a decimal string in yuan (``"100.00"``; JSON numbers are read
-exactly as Decimal, never float); ``amount`` is required for ``order.paid`` and defaults to
-``refund_amount`` for ``order.refunded``; other types are genuine but ignored. The de-duplication key
+"order.refunded", "timestamp": ISO-8601, "data": {order_id, amount, currency, lines[], shipping,
+fees, order_discount, buyer{}, refund_id, refund_amount}}``: money is a decimal string in yuan
+(``"100.00"``; JSON numbers are read exactly as Decimal, never float); ``amount`` is required for
+``order.paid`` and defaults to ``refund_amount`` for ``order.refunded``; ``shipping``, ``fees`` and
+``order_discount`` are the amounts the relay labels outside its lines (a line with SKU ``shipping``
+adds to ``shipping`` and is no goods line); other types are genuine but ignored. The de-duplication key
 is the ``webhook-id`` header.
 """
 
@@ -25,11 +27,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import ValidationError
-
 from chalicelib.domain.errors import IgnoredEvent, MalformedPayload, SignatureInvalid
 from chalicelib.domain.models import Buyer, BuyerType, EventKind, EventLine, PaymentEvent
 from chalicelib.webhooks.base import (
+    ContentIdentity,
     Outcome,
     Reply,
     accepted_reply,
@@ -37,8 +38,11 @@ from chalicelib.webhooks.base import (
     constant_time_in,
     header,
     load_json,
+    mapping_at,
     parse_int_header,
+    plain_id,
     secret_list,
+    signed_content,
 )
 from chalicelib.webhooks.fields import amount as _amount
 from chalicelib.webhooks.fields import iso_time as _iso_time
@@ -50,6 +54,7 @@ SIGNS_TIMESTAMP = True
 
 PAID_TYPE = "order.paid"
 REFUNDED_TYPE = "order.refunded"
+SHIPPING_SKU = "shipping"
 
 _SECRET_PREFIX = "whsec_"  # noqa: S105 - the format prefix, not a secret
 _ID_RE = re.compile(r"^[\x21-\x7e]{1,256}$")  # printable ASCII, no spaces
@@ -136,18 +141,28 @@ def verify(raw_body: bytes, headers: Mapping[str, str], secrets: Mapping[str, An
     if not matched:
         raise SignatureInvalid("no matching signature", code="bad_signature")
     check_timestamp(timestamp, now)
-    payload = load_json(raw_body)
-    try:
+    payload: Any = None
+    with signed_content(lambda: _identity(payload), event_id=msg_id):
+        payload = load_json(raw_body)
         return _parse_event(payload, msg_id, timestamp)
-    except ValidationError as exc:
-        errors = exc.errors()
-        loc = ".".join(str(p) for p in errors[0]["loc"]) if errors else "?"
-        raise MalformedPayload(f"invalid field {loc}") from None
 
 
-def reply(outcome: Outcome, *, order_key: str, status: str) -> Reply:
+def _identity(payload: Any) -> ContentIdentity:
+    """What identifies the order of a signed body that cannot be used (best effort)."""
+    body = payload if isinstance(payload, Mapping) else {}
+    data = mapping_at(body, "data")
+    event_type = body.get("type")
+    kinds = {PAID_TYPE: EventKind.PAID.value, REFUNDED_TYPE: EventKind.REFUNDED.value}
+    return ContentIdentity(
+        kind=kinds.get(event_type) if isinstance(event_type, str) else None,
+        order_id=plain_id(data.get("order_id")),
+        refund_id=plain_id(data.get("refund_id")),
+    )
+
+
+def reply(outcome: Outcome, *, order_key: str, status: str, detail: Mapping[str, Any] | None = None) -> Reply:
     """Standard Webhooks senders only look at the 2xx status; the JSON body helps relays log."""
-    return accepted_reply(outcome, order_key=order_key, status=status)
+    return accepted_reply(outcome, order_key=order_key, status=status, detail=detail)
 
 
 # --- payload -----------------------------------------------------------------------------------
@@ -205,6 +220,16 @@ def _lines(value: Any) -> tuple[EventLine, ...]:
     return tuple(lines)
 
 
+def _shipping(lines: tuple[EventLine, ...], labelled: Decimal | None) -> tuple[tuple[EventLine, ...], Decimal | None]:
+    """``data.shipping`` plus the lines with SKU ``shipping`` (the documented convention for a relay
+    that sends shipping as a line): shipping is labelled, never a goods line."""
+    shipping_lines = [line for line in lines if line.sku == SHIPPING_SKU]
+    if not shipping_lines:
+        return lines, labelled
+    paid = sum((line.total for line in shipping_lines), labelled or Decimal(0))
+    return tuple(line for line in lines if line.sku != SHIPPING_SKU), paid
+
+
 def _buyer(value: Any) -> Buyer | None:
     data = _obj(value, "data.buyer", required=False)
     if not data:
@@ -249,6 +274,7 @@ def _parse_event(payload: Any, msg_id: str, timestamp: int) -> PaymentEvent:
         kind = EventKind.PAID
         amount = _dec(data.get("amount"), "data.amount", required=True)
     occurred_at = _time(body.get("timestamp")) or datetime.fromtimestamp(timestamp, tz=UTC)
+    lines, shipping = _shipping(_lines(data.get("lines")), _dec(data.get("shipping"), "data.shipping"))
     return PaymentEvent(
         platform=NAME,
         event_id=msg_id,
@@ -256,7 +282,10 @@ def _parse_event(payload: Any, msg_id: str, timestamp: int) -> PaymentEvent:
         order_id=str(order_id),
         amount=amount,
         currency=currency,
-        lines=_lines(data.get("lines")),
+        lines=lines,
+        shipping=shipping,
+        fees=_dec(data.get("fees"), "data.fees"),
+        order_discount=_dec(data.get("order_discount"), "data.order_discount"),
         buyer=_buyer(data.get("buyer")),
         refund_id=refund_id,
         refund_amount=refund_amount,

@@ -1,4 +1,7 @@
-"""Stripe: ``Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>…]`` over ``{t}.{raw body}``, ±5 min.
+"""Stripe: ``Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>…]`` over ``{t}.{raw body}``, at most 5 min old.
+
+The age is checked as Stripe's own library checks it (``check_age``): older than 5 minutes is refused,
+a timestamp ahead of our clock is accepted.
 
 The HMAC-SHA256 key is the whole ``whsec_…`` string; the secret value is ``{"secrets": ["whsec_…",
 …]}`` (several endpoints or a rolled secret at once) or ``{"secret": "whsec_…"}``, and any ``v1``
@@ -26,20 +29,22 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import ValidationError
-
-from chalicelib.domain.errors import IgnoredEvent, MalformedPayload, SignatureInvalid
+from chalicelib.domain.errors import IgnoredEvent, MalformedPayload, SignatureInvalid, TimestampOutOfWindow
 from chalicelib.domain.models import Buyer, EventKind, PaymentEvent
 from chalicelib.webhooks.base import (
+    TOLERANCE_SECONDS,
+    ContentIdentity,
     Outcome,
     Reply,
     accepted_reply,
-    check_timestamp,
     constant_time_in,
     header,
     load_json,
+    mapping_at,
     parse_int_header,
+    plain_id,
     secret_list,
+    signed_content,
 )
 from chalicelib.webhooks.fields import obj as _obj
 from chalicelib.webhooks.fields import text as _str
@@ -111,19 +116,43 @@ def verify(raw_body: bytes, headers: Mapping[str, str], secrets: Mapping[str, An
         matched |= constant_time_in(sig, expected)
     if not matched:
         raise SignatureInvalid("no matching signature", code="bad_signature")
-    check_timestamp(timestamp, now)
-    payload = load_json(raw_body)
-    try:
+    check_age(timestamp, now)
+    payload: Any = None
+    with signed_content(lambda: _identity(payload)):
+        payload = load_json(raw_body)
         return _parse_event(payload)
-    except ValidationError as exc:
-        errors = exc.errors()
-        loc = ".".join(str(p) for p in errors[0]["loc"]) if errors else "?"
-        raise MalformedPayload(f"invalid field {loc}") from None
 
 
-def reply(outcome: Outcome, *, order_key: str, status: str) -> Reply:
+def check_age(timestamp: int, now: datetime, tolerance: int = TOLERANCE_SECONDS) -> None:
+    """Stripe's own check (``stripe.WebhookSignature.verify_header``): an event signed more than
+    ``tolerance`` seconds ago is refused; a timestamp ahead of our clock is not (Stripe checks the age
+    only, so a sender whose clock runs fast is never locked out)."""
+    if timestamp < now.timestamp() - tolerance:
+        raise TimestampOutOfWindow(f"timestamp {int(now.timestamp()) - timestamp} s old", code="stale_timestamp")
+
+
+def _identity(payload: Any) -> ContentIdentity:
+    """What identifies the order of a signed event that cannot be used (best effort; a refund is keyed
+    by the event id, as when it names no refund)."""
+    event = payload if isinstance(payload, Mapping) else {}
+    event_type = event.get("type") if isinstance(event.get("type"), str) else ""
+    kind = EventKind.PAID if event_type in PAID_TYPES else EventKind.REFUNDED if event_type == REFUND_TYPE else None
+    obj = mapping_at(mapping_at(event, "data"), "object")
+    if event_type == "payment_intent.succeeded":
+        pi_id = plain_id(obj.get("id"))
+    else:
+        pi = obj.get("payment_intent")
+        pi_id = plain_id(pi.get("id") if isinstance(pi, Mapping) else pi)
+    return ContentIdentity(
+        event_id=plain_id(event.get("id")),
+        kind=kind.value if kind else None,
+        order_id=_order_id(obj, "data.object", pi_id) if kind else None,
+    )
+
+
+def reply(outcome: Outcome, *, order_key: str, status: str, detail: Mapping[str, Any] | None = None) -> Reply:
     """Stripe only needs a quick 2xx (202 when queued); the JSON body shows in the dashboard's delivery log."""
-    return accepted_reply(outcome, order_key=order_key, status=status)
+    return accepted_reply(outcome, order_key=order_key, status=status, detail=detail)
 
 
 # --- payload -----------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ from chalicelib.domain.errors import IgnoredEvent, MalformedPayload, SignatureIn
 from chalicelib.domain.models import EventKind, PaymentEvent
 from chalicelib.domain.money import fen_to_yuan
 from chalicelib.webhooks.base import (
+    ContentIdentity,
     Outcome,
     Reply,
     check_timestamp,
@@ -59,7 +60,9 @@ from chalicelib.webhooks.base import (
     json_reply,
     load_json,
     parse_int_header,
+    plain_id,
     secret_list,
+    signed_content,
 )
 
 NAME = "wechatpay"
@@ -249,26 +252,44 @@ def _refunded(event_id: str, event_type: str, res: Mapping[str, Any], created: d
 def verify(raw_body: bytes, headers: Mapping[str, str], secrets: Mapping[str, Any], now: datetime) -> PaymentEvent:
     """Verify a WeChat Pay v3 notification and return the payment or refund it announces."""
     _check_signature(raw_body, headers, secrets, now)
-    envelope = load_json(raw_body)
-    if not isinstance(envelope, Mapping):
-        raise MalformedPayload("body is not a JSON object")
-    event_id = _str_field(envelope, "id", "")
-    event_type = _str_field(envelope, "event_type", "")
-    if event_type not in (PAID_EVENT, REFUND_EVENT):
-        raise IgnoredEvent(f"event_type {event_type} needs no invoice")
-    resource = envelope.get("resource")
-    if not isinstance(resource, Mapping):
-        raise MalformedPayload("resource is missing or not an object")
-    decrypted = _decrypt(resource, _apiv3_keys(secrets))
-    if not isinstance(decrypted, Mapping):
-        raise MalformedPayload("resource plaintext is not a JSON object")
-    created = _time(envelope.get("create_time"))
-    if event_type == PAID_EVENT:
-        return _paid(event_id, event_type, decrypted, created)
-    return _refunded(event_id, event_type, decrypted, created)
+    envelope: Any = None
+    decrypted: Any = None
+    with signed_content(lambda: _identity(envelope, decrypted)):
+        envelope = load_json(raw_body)
+        if not isinstance(envelope, Mapping):
+            raise MalformedPayload("body is not a JSON object")
+        event_id = _str_field(envelope, "id", "")
+        event_type = _str_field(envelope, "event_type", "")
+        if event_type not in (PAID_EVENT, REFUND_EVENT):
+            raise IgnoredEvent(f"event_type {event_type} needs no invoice")
+        resource = envelope.get("resource")
+        if not isinstance(resource, Mapping):
+            raise MalformedPayload("resource is missing or not an object")
+        decrypted = _decrypt(resource, _apiv3_keys(secrets))
+        if not isinstance(decrypted, Mapping):
+            raise MalformedPayload("resource plaintext is not a JSON object")
+        created = _time(envelope.get("create_time"))
+        if event_type == PAID_EVENT:
+            return _paid(event_id, event_type, decrypted, created)
+        return _refunded(event_id, event_type, decrypted, created)
 
 
-def reply(outcome: Outcome, *, order_key: str = "", status: str = "") -> Reply:
+def _identity(envelope: Any, decrypted: Any) -> ContentIdentity:
+    """What identifies the order of a signed notification that cannot be used (best effort: the order
+    id is inside the encrypted resource)."""
+    env = envelope if isinstance(envelope, Mapping) else {}
+    res = decrypted if isinstance(decrypted, Mapping) else {}
+    kinds = {PAID_EVENT: EventKind.PAID.value, REFUND_EVENT: EventKind.REFUNDED.value}
+    event_type = env.get("event_type")
+    return ContentIdentity(
+        event_id=plain_id(env.get("id")),
+        kind=kinds.get(event_type) if isinstance(event_type, str) else None,
+        order_id=plain_id(res.get("out_trade_no")),
+        refund_id=plain_id(res.get("out_refund_no") or res.get("refund_id")),
+    )
+
+
+def reply(outcome: Outcome, *, order_key: str = "", status: str = "", detail: Mapping[str, Any] | None = None) -> Reply:
     """WeChat Pay wants HTTP 200 (or 204); any 2xx stops its retries. Failures are answered by the caller."""
-    del outcome, order_key, status  # every accepted outcome gets the same acknowledgement
+    del outcome, order_key, status, detail  # every accepted outcome gets the same acknowledgement
     return json_reply(200, {"code": "SUCCESS", "message": "成功"})

@@ -9,8 +9,10 @@ the order ``total``); other statuses and topics are genuine but ignored, and so 
 sends when a webhook is saved (form body ``webhook_id=<n>``, usually unsigned): it gets a 200, never a
 401. Amounts: WooCommerce line ``total`` is after discounts and *excluding* tax whatever the shop's
 tax display setting, so a line's tax-inclusive total is ``total + total_tax`` (and its discount
-``subtotal + subtotal_tax`` minus that); shipping lines become lines with SKU ``shipping`` and fee
-lines lines with SKU ``fee`` (possibly negative). Payloads must be "WP REST API Integration v3". The
+``subtotal + subtotal_tax`` minus that: coupons, ``discount_total``, are allocated to the lines
+that way); the amounts outside the lines are labelled, never lines: ``shipping`` = Σ
+``shipping_lines`` ``total + total_tax`` (else ``shipping_total + shipping_tax``), ``fees`` = the
+positive ``fee_lines``, ``order_discount`` = the negative ones. Payloads must be "WP REST API Integration v3". The
 order id is the order ``id`` (not the display ``number``). Buyer invoice data come from order
 ``meta_data`` (checkout-field plugins store ``_billing_<field>``) with the keys of the Shopify
 convention (:data:`chalicelib.webhooks.shopify.BUYER_KEYS`: ``invoice_title``/``发票抬头``,
@@ -31,12 +33,21 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from pydantic import ValidationError
-
 from chalicelib.domain.errors import IgnoredEvent, MalformedPayload, SignatureInvalid
 from chalicelib.domain.models import EventKind, EventLine, PaymentEvent
 from chalicelib.domain.money import PRICE_PLACES
-from chalicelib.webhooks.base import Outcome, Reply, accepted_reply, constant_time_in, header, load_json, secret_list
+from chalicelib.webhooks.base import (
+    ContentIdentity,
+    Outcome,
+    Reply,
+    accepted_reply,
+    constant_time_in,
+    header,
+    load_json,
+    plain_id,
+    secret_list,
+    signed_content,
+)
 from chalicelib.webhooks.fields import amount as _amount
 from chalicelib.webhooks.fields import iso_time as _time
 from chalicelib.webhooks.fields import items as _list
@@ -50,8 +61,6 @@ SIGNS_TIMESTAMP = False
 ORDER_TOPICS = frozenset({"order.updated", "order.created"})
 PAID_STATUSES = frozenset({"processing", "completed"})
 REFUNDED_STATUS = "refunded"
-SHIPPING_SKU = "shipping"
-FEE_SKU = "fee"
 FULL_REFUND_ID = "full"
 
 _PING_RE = re.compile(rb"^\s*webhook_id=[0-9]{1,20}\s*$")
@@ -103,18 +112,28 @@ def verify(raw_body: bytes, headers: Mapping[str, str], secrets: Mapping[str, An
         raise SignatureInvalid("no matching signature", code="bad_signature")
     if topic not in ORDER_TOPICS:
         raise IgnoredEvent(f"topic {topic} needs no invoice")
-    payload = load_json(body)
-    try:
+    payload: Any = None
+    with signed_content(lambda: _identity(payload), event_id=delivery_id):
+        payload = load_json(body)
         return _parse_order(payload, topic, delivery_id)
-    except ValidationError as exc:
-        errors = exc.errors()
-        loc = ".".join(str(p) for p in errors[0]["loc"]) if errors else "?"
-        raise MalformedPayload(f"invalid field {loc}") from None
 
 
-def reply(outcome: Outcome, *, order_key: str, status: str) -> Reply:
+def _identity(payload: Any) -> ContentIdentity:
+    """What identifies the order of a signed body that cannot be used (best effort)."""
+    order = payload if isinstance(payload, Mapping) else {}
+    status = order.get("status")
+    if status in PAID_STATUSES:
+        return ContentIdentity(kind=EventKind.PAID.value, order_id=plain_id(order.get("id")))
+    if status == REFUNDED_STATUS:
+        return ContentIdentity(
+            kind=EventKind.REFUNDED.value, order_id=plain_id(order.get("id")), refund_id=_refund_id(order)
+        )
+    return ContentIdentity()
+
+
+def reply(outcome: Outcome, *, order_key: str, status: str, detail: Mapping[str, Any] | None = None) -> Reply:
     """Any 2xx is success (202 when queued); WooCommerce disables a webhook after 5 non-2xx in a row."""
-    return accepted_reply(outcome, order_key=order_key, status=status)
+    return accepted_reply(outcome, order_key=order_key, status=status, detail=detail)
 
 
 # --- payload -----------------------------------------------------------------------------------
@@ -140,15 +159,19 @@ def _exact_unit_price(gross: Decimal, quantity: Decimal) -> Decimal | None:
     return rounded if rounded * quantity == gross else None
 
 
+def _with_tax(entry: Mapping[str, Any], path: str, *, signed: bool = False) -> Decimal:
+    """An entry's tax-inclusive value: ``total + total_tax`` (WooCommerce's ``total`` excludes tax)."""
+    total = _dec(entry.get("total"), f"{path}.total", required=True, signed=signed)
+    return total + _dec(entry.get("total_tax"), f"{path}.total_tax", signed=signed)
+
+
 def _lines(order: Mapping[str, Any]) -> tuple[EventLine, ...]:
     lines: list[EventLine] = []
     for i, item in enumerate(_list(order.get("line_items"), "line_items")):
         path = f"line_items[{i}]"
         line = _obj(item, path)
         quantity = _dec(line.get("quantity"), f"{path}.quantity", required=True)
-        total = _dec(line.get("total"), f"{path}.total", required=True) + _dec(
-            line.get("total_tax"), f"{path}.total_tax"
-        )
+        total = _with_tax(line, path)
         gross = _dec(line.get("subtotal"), f"{path}.subtotal") + _dec(line.get("subtotal_tax"), f"{path}.subtotal_tax")
         gross = max(gross, total)
         lines.append(
@@ -161,31 +184,36 @@ def _lines(order: Mapping[str, Any]) -> tuple[EventLine, ...]:
                 discount=gross - total,
             )
         )
-    for i, item in enumerate(_list(order.get("shipping_lines"), "shipping_lines", required=False)):
+    return tuple(lines)
+
+
+def _shipping(order: Mapping[str, Any]) -> Decimal | None:
+    """Σ ``shipping_lines`` ``total + total_tax`` (else ``shipping_total + shipping_tax``; None when
+    the order says neither)."""
+    if order.get("shipping_lines") is None:
+        if order.get("shipping_total") in (None, ""):
+            return None
+        return _dec(order.get("shipping_total"), "shipping_total") + _dec(order.get("shipping_tax"), "shipping_tax")
+    paid = Decimal(0)
+    for i, item in enumerate(_list(order.get("shipping_lines"), "shipping_lines")):
         path = f"shipping_lines[{i}]"
-        ship = _obj(item, path)
-        total = _dec(ship.get("total"), f"{path}.total", required=True) + _dec(
-            ship.get("total_tax"), f"{path}.total_tax"
-        )
-        if total == 0:
-            continue  # free shipping: nothing to invoice
-        lines.append(
-            EventLine(
-                sku=SHIPPING_SKU,
-                name=_str(ship.get("method_title"), f"{path}.method_title") or "运费",
-                total=total,
-            )
-        )
+        paid += _with_tax(_obj(item, path), path)
+    return paid
+
+
+def _fees(order: Mapping[str, Any]) -> tuple[Decimal | None, Decimal | None]:
+    """(fees, order discount) from ``fee_lines`` ``total + total_tax``: the positive ones are fees the
+    buyer paid, the negative ones (how WooCommerce plugins grant a cart discount) a discount on the
+    order. None where there is none."""
+    fees = discount = Decimal(0)
     for i, item in enumerate(_list(order.get("fee_lines"), "fee_lines", required=False)):
         path = f"fee_lines[{i}]"
-        fee = _obj(item, path)
-        total = _dec(fee.get("total"), f"{path}.total", required=True, signed=True) + _dec(
-            fee.get("total_tax"), f"{path}.total_tax", signed=True
-        )
-        if total == 0:
-            continue
-        lines.append(EventLine(sku=FEE_SKU, name=_str(fee.get("name"), f"{path}.name") or "费用", total=total))
-    return tuple(lines)
+        total = _with_tax(_obj(item, path), path, signed=True)
+        if total > 0:
+            fees += total
+        else:
+            discount -= total
+    return (fees or None), (discount or None)
 
 
 def _buyer_pairs(order: Mapping[str, Any]) -> list[tuple[str, Any]]:
@@ -243,6 +271,7 @@ def _parse_order(payload: Any, topic: str, delivery_id: str) -> PaymentEvent:
         refund_id = _refund_id(order)
         refund_amount = amount
         occurred_at = _time(order.get("date_modified_gmt")) or _time(order.get("date_modified"))
+    fees, order_discount = _fees(order)
     return PaymentEvent(
         platform=NAME,
         event_id=delivery_id,
@@ -252,6 +281,9 @@ def _parse_order(payload: Any, topic: str, delivery_id: str) -> PaymentEvent:
         currency=currency,
         lines=_lines(order),
         buyer=buyer,
+        shipping=_shipping(order),
+        fees=fees,
+        order_discount=order_discount,
         refund_id=refund_id,
         refund_amount=refund_amount,
         occurred_at=occurred_at,

@@ -26,7 +26,9 @@ Events:
 
 - ``trade_TradePaid`` → ``paid``: order id ``full_order_info.order_info.tid``; amount
   ``full_order_info.pay_info.payment`` (yuan); lines from ``full_order_info.orders[]`` (``outer_sku_id`` /
-  ``outer_item_id`` → sku, ``title``, ``num``, ``price``, ``payment``; ``total_fee - payment`` → discount);
+  ``outer_item_id`` → sku, ``title``, ``num``, ``price``, ``payment``; ``total_fee - payment`` → discount,
+  which already holds the line's share of order-level promotions); shipping ``pay_info.post_fee`` (part of
+  ``payment``, on no line) → the labelled ``shipping``;
   the buyer's invoice title when the order carries one (``invoice_info``: ``user_name``/``invoice_title``,
   ``taxpayer_id``, ``email``, ``raise_type`` personal/enterprise — best effort, see docs/platforms/youzan.md).
 - ``trade_refund_RefundSuccess``, ``trade_refund_RefundSellerAgree``, ``trade_refund_SysRefund`` and the new
@@ -52,7 +54,17 @@ from urllib.parse import unquote, unquote_plus
 
 from chalicelib.domain.errors import IgnoredEvent, MalformedPayload, SignatureInvalid
 from chalicelib.domain.models import Buyer, BuyerType, EventKind, EventLine, PaymentEvent
-from chalicelib.webhooks.base import Outcome, Reply, constant_time_in, json_reply, load_json, secret_list
+from chalicelib.webhooks.base import (
+    ContentIdentity,
+    Outcome,
+    Reply,
+    constant_time_in,
+    json_reply,
+    load_json,
+    mapping_at,
+    secret_list,
+    signed_content,
+)
 
 NAME = "youzan"
 SIGNS_TIMESTAMP = False
@@ -253,6 +265,12 @@ def _buyer(full: Mapping[str, Any], order_info: Mapping[str, Any]) -> Buyer | No
 
 
 # --- events ------------------------------------------------------------------------------------
+def _post_fee(pay_info: Mapping[str, Any]) -> Decimal | None:
+    """运费: ``pay_info.post_fee`` (part of ``payment``, on no line); None when the push has none."""
+    post_fee = pay_info.get("post_fee")
+    return None if post_fee in (None, "") else _yuan(post_fee, "full_order_info.pay_info.post_fee")
+
+
 def _paid(
     event_id: str, event_type: str, msg: Mapping[str, Any], fallback_id: str | None, legacy: bool
 ) -> PaymentEvent:
@@ -271,6 +289,7 @@ def _paid(
         order_id=order_id,
         amount=_yuan(pay_info.get("payment"), "full_order_info.pay_info.payment"),
         lines=_lines(full.get("orders")),
+        shipping=_post_fee(pay_info),
         buyer=_buyer(full, order_info),
         occurred_at=_time(order_info.get("pay_time")),
         event_type=event_type,
@@ -311,35 +330,59 @@ def _kdt_ids(secrets: Mapping[str, Any]) -> set[str]:
 def verify(raw_body: bytes, headers: Mapping[str, str], secrets: Mapping[str, Any], now: datetime) -> PaymentEvent:
     """Verify a Youzan push and return the payment or refund it announces."""
     del now  # Youzan signs no timestamp
-    body, legacy = _check_signature(raw_body, headers, secrets)
-    body_client = _text(body.get("client_id"))
-    if body_client is not None and body_client != secrets.get("client_id"):
-        raise SignatureInvalid("client_id is not this store's app", code="app_mismatch")
-    if body.get("test") in (True, "true", "1", 1):
-        raise IgnoredEvent("Youzan test push")
-    event_type = _text(body.get("type")) or (None if legacy else _text(headers.get("event-type")))
-    if not event_type:
-        raise MalformedPayload("type is missing")
-    kdt_ids = _kdt_ids(secrets)
-    if kdt_ids and _text(body.get("kdt_id")) not in kdt_ids:
-        raise IgnoredEvent("message of another shop (kdt_id)")
-    if event_type not in PAID_TYPES and event_type not in REFUND_TYPES:
-        raise IgnoredEvent(f"type {event_type} needs no invoice")
+    body: Any = None
+    legacy = False
+    # _check_signature raises SignatureInvalid until the signature holds; what it raises after that (a
+    # body that is not a JSON object) is signed content, like everything below
+    with signed_content(lambda: _identity(body, legacy, headers)):
+        body, legacy = _check_signature(raw_body, headers, secrets)
+        body_client = _text(body.get("client_id"))
+        if body_client is not None and body_client != secrets.get("client_id"):
+            raise SignatureInvalid("client_id is not this store's app", code="app_mismatch")
+        if body.get("test") in (True, "true", "1", 1):
+            raise IgnoredEvent("Youzan test push")
+        event_type = _text(body.get("type")) or (None if legacy else _text(headers.get("event-type")))
+        if not event_type:
+            raise MalformedPayload("type is missing")
+        kdt_ids = _kdt_ids(secrets)
+        if kdt_ids and _text(body.get("kdt_id")) not in kdt_ids:
+            raise IgnoredEvent("message of another shop (kdt_id)")
+        if event_type not in PAID_TYPES and event_type not in REFUND_TYPES:
+            raise IgnoredEvent(f"type {event_type} needs no invoice")
 
-    if legacy:  # msg is all that is signed: derive the de-duplication key from it
-        event_id = "msg-sha256:" + hashlib.sha256(str(body["msg"]).encode("utf-8")).hexdigest()
-    else:
-        event_id = _text(body.get("msg_id")) or ":".join(
-            (event_type, _text(body.get("id")) or "", _text(body.get("version")) or "")
-        )
-    msg = _decode_msg(body.get("msg"))
-    fallback_id = None if legacy else _text(body.get("id"))
-    if event_type in PAID_TYPES:
-        return _paid(event_id, event_type, msg, fallback_id, legacy)
-    return _refunded(event_id, event_type, msg, fallback_id)
+        if legacy:  # msg is all that is signed: derive the de-duplication key from it
+            event_id = "msg-sha256:" + hashlib.sha256(str(body["msg"]).encode("utf-8")).hexdigest()
+        else:
+            event_id = _text(body.get("msg_id")) or ":".join(
+                (event_type, _text(body.get("id")) or "", _text(body.get("version")) or "")
+            )
+        msg = _decode_msg(body.get("msg"))
+        fallback_id = None if legacy else _text(body.get("id"))
+        if event_type in PAID_TYPES:
+            return _paid(event_id, event_type, msg, fallback_id, legacy)
+        return _refunded(event_id, event_type, msg, fallback_id)
 
 
-def reply(outcome: Outcome, *, order_key: str = "", status: str = "") -> Reply:
+def _identity(body: Any, legacy: bool, headers: Mapping[str, str]) -> ContentIdentity:
+    """What identifies the order of a signed push that cannot be used (best effort)."""
+    envelope = body if isinstance(body, Mapping) else {}
+    event_type = _text(envelope.get("type")) or (None if legacy else _text(headers.get("event-type")))
+    kind = EventKind.PAID if event_type in PAID_TYPES else EventKind.REFUNDED if event_type in REFUND_TYPES else None
+    try:
+        msg = _decode_msg(envelope.get("msg"))
+    except MalformedPayload:
+        msg = {}
+    info = mapping_at(mapping_at(msg, "full_order_info"), "order_info")
+    order_id = _text(msg.get("tid")) or _text(info.get("tid")) or (None if legacy else _text(envelope.get("id")))
+    return ContentIdentity(
+        event_id=None if legacy else _text(envelope.get("msg_id")),
+        kind=kind.value if kind else None,
+        order_id=order_id,
+        refund_id=_text(msg.get("refund_id")),
+    )
+
+
+def reply(outcome: Outcome, *, order_key: str = "", status: str = "", detail: Mapping[str, Any] | None = None) -> Reply:
     """Youzan counts a push as delivered when the answer contains ``success``."""
-    del outcome, order_key, status
+    del outcome, order_key, status, detail
     return json_reply(200, {"code": 0, "msg": "success"})

@@ -16,6 +16,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "whsec_" + base64.b64encode(b"app-tier-test-secret-0123456789").decode()
+#: The store of ``platform_client``: it accepts all eight platforms (``platform_events.test_store``).
+PLATFORM_STORE = "all-platforms"
 
 
 @pytest.fixture()
@@ -42,6 +44,27 @@ def client(seeded: Any) -> Iterator[Any]:
 
     import app as app_module
 
+    app_module._ingest.cache_clear()
+    with Client(app_module.app, stage_name="local") as c:
+        yield c
+    app_module._ingest.cache_clear()
+
+
+@pytest.fixture()
+def platform_client(stack: Any) -> Iterator[Any]:
+    """The all-platform store and its eight secrets registered; the app in-process."""
+    from chalice.test import Client
+
+    import app as app_module
+    from chalicelib.adapters.secrets import SecretStore
+    from chalicelib.adapters.stores import StoreRegistry
+    from chalicelib.domain.models import Store
+    from tests.support import platform_events as pe
+
+    StoreRegistry(stack.env["STORES_TABLE"]).put(Store.model_validate(pe.test_store(PLATFORM_STORE)))
+    secrets = SecretStore()
+    for platform in pe.PLATFORMS:
+        secrets.put(pe.secret_name(PLATFORM_STORE, platform), json.dumps(pe.secret_values(platform)))
     app_module._ingest.cache_clear()
     with Client(app_module.app, stage_name="local") as c:
         yield c

@@ -9,6 +9,7 @@ same paths through the app against moto; these pin each branch, and that a dupli
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from chalicelib.domain.order_state import OrderStatus, order_key
 from chalicelib.domain.taxcodes import TaxCodeTable
 from chalicelib.services.ingest import Ingest, IngestResult
 from chalicelib.services.ports import OrderRecord
+from chalicelib.services.rejections import BurstPolicy, RejectionAlerts
 from tests.app.conftest import SECRET, signed, standard_event
 from tests.support.fake_ledger import FakeLedger
 
@@ -47,6 +49,18 @@ class Ports:
         self.table = TaxCodeTable.default()
         self.ledger = FakeLedger()
         self.queue = Queue()
+        self.alerts: list[tuple[str, str]] = []
+        self.now = 1_800_000_000.0
+        self.rejections = RejectionAlerts(
+            counter=self.ledger,
+            alerts=self,
+            policy=BurstPolicy(threshold=2, window_seconds=600),
+            logger=logging.getLogger("test"),
+            clock=lambda: self.now,
+        )
+
+    def publish(self, subject: str, message: str) -> None:  # the alarm topic
+        self.alerts.append((subject, message))
 
     def get(self, store_id: str) -> Store:  # the store registry
         return self.store
@@ -63,7 +77,9 @@ class Ports:
         return found
 
     def post(self, delivery: tuple[bytes, dict[str, str]]) -> IngestResult:
-        ingest = Ingest(stores=self, secrets=self, ledger=self.ledger, queue=self.queue, taxcodes=self)
+        ingest = Ingest(
+            stores=self, secrets=self, ledger=self.ledger, queue=self.queue, taxcodes=self, rejections=self.rejections
+        )
         body, headers = delivery
         return ingest("standard", self.store.store_id, body, headers, datetime.now(UTC))
 
@@ -148,3 +164,29 @@ def test_a_rejected_order_is_kept_and_a_corrected_resubmission_replaces_it() -> 
     assert (fixed.outcome, fixed.status) == ("queued", OrderStatus.QUEUED)
     assert ports.record("D-6").violations is None
     assert ports.queue.sent == [(key("D-6"), "paid")]
+
+
+def test_an_accepted_order_costs_no_rejection_bookkeeping() -> None:
+    ports = Ports()
+    ports.post(signed(standard_event("D-7")))
+    assert ports.ledger.calls == ["create_order", "transition:enqueued"]
+    assert ports.ledger.rejection_windows == {}
+
+
+def test_rejections_are_counted_per_window_and_alert_once_at_the_threshold() -> None:
+    ports = Ports()
+    bad = {"title": "某公司", "tax_id": "12345", "type": "company"}
+    for i in range(3):  # the second one reaches the threshold; the third does not alert again
+        with pytest.raises(ValidationFailed):
+            ports.post(signed(standard_event(f"W-{i}", buyer=bad)))
+    assert len(ports.alerts) == 1
+    subject, message = ports.alerts[0]
+    assert "2 orders of store demo-shanghai" in subject and key("W-1") in message
+    assert "buyer.tax_id: tax_id_format" in message and "12345" not in message
+
+    ports.now += 600  # the next window counts from zero
+    for i in range(2):
+        with pytest.raises(ValidationFailed):
+            ports.post(signed(standard_event(f"W-next-{i}", buyer=bad)))
+    assert len(ports.alerts) == 2
+    assert sorted(ports.ledger.rejection_windows.values()) == [2, 3]

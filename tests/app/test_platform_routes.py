@@ -8,35 +8,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from chalicelib.domain.order_state import order_key
+from tests.app.conftest import PLATFORM_STORE as STORE
 from tests.support import platform_events as pe
-
-STORE = "all-platforms"
-
-
-@pytest.fixture()
-def platform_client(stack: Any) -> Iterator[Any]:
-    """The all-platform store and its eight secrets registered; the app in-process."""
-    from chalice.test import Client
-
-    import app as app_module
-    from chalicelib.adapters.secrets import SecretStore
-    from chalicelib.adapters.stores import StoreRegistry
-    from chalicelib.domain.models import Store
-
-    StoreRegistry(stack.env["STORES_TABLE"]).put(Store.model_validate(pe.test_store(STORE)))
-    secrets = SecretStore()
-    for platform in pe.PLATFORMS:
-        secrets.put(pe.secret_name(STORE, platform), json.dumps(pe.secret_values(platform)))
-    app_module._ingest.cache_clear()
-    with Client(app_module.app, stage_name="local") as c:
-        yield c
-    app_module._ingest.cache_clear()
 
 
 def queued(stack: Any, aws: Any) -> list[dict[str, Any]]:

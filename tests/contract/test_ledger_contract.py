@@ -16,6 +16,7 @@ from chalicelib.domain.order_state import (
     FENCED,
     LEASED,
     RELEASING,
+    REPLACES_PAYLOAD,
     TERMINAL,
     TRANSITIONS,
     OrderEvent,
@@ -28,6 +29,7 @@ NOW = 1_800_000_000.0
 KEY = "s1:shopify:1001"
 OTHER = "s1:woocommerce:1001"
 PAYLOAD = {"event": {"id": "e1"}, "order": {"total": "10.00"}}
+CORRECTED = {"event": {"id": "e1", "buyer": {"title": "某公司"}}, "order": {"total": "10.00"}}
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +129,13 @@ def test_an_event_applies_exactly_where_the_table_allows_it(
     put_at(ledger, status, lease_until=NOW - 1)
     before = ledger.get_order(KEY)
     done = ledger.transition(
-        KEY, event, now=NOW, claim_id="c1", lease_until=NOW + 60 if event in LEASED else None, due_at=NOW + 30
+        KEY,
+        event,
+        now=NOW,
+        claim_id="c1",
+        lease_until=NOW + 60 if event in LEASED else None,
+        due_at=NOW + 30,
+        payload=CORRECTED if event in REPLACES_PAYLOAD else None,
     )
     allowed = (status, event) in TRANSITIONS
     assert done.ok is allowed
@@ -137,6 +145,7 @@ def test_an_event_applies_exactly_where_the_table_allows_it(
         assert after == before
         return
     assert after.status is TRANSITIONS[(status, event)]
+    assert after.payload == (CORRECTED if event in REPLACES_PAYLOAD else PAYLOAD)
     if event in RELEASING:
         assert "claim_id" not in after.fields and "lease_until" not in after.fields
     if event in LEASED:
@@ -229,3 +238,40 @@ def test_due_lists_overdue_records_and_postpone_is_conditional(ledger: Any) -> N
     assert ledger.due(NOW + 121, limit=10) == []
     ledger.mark_queued(KEY)  # queued: not due for anything
     assert ledger.due(NOW + 10_000, limit=10) == []
+
+
+def test_a_correction_replaces_the_payload_drops_the_violations_and_records_the_fix(ledger: Any) -> None:
+    violations = [{"field": "buyer.tax_id", "code": "tax_id_format", "message": "m", "message_en": "e"}]
+    assert (
+        ledger.create_order(
+            KEY, "s1", kind="paid", status="rejected", payload=PAYLOAD, outbox=False, violations=violations
+        )
+        is None
+    )
+    with pytest.raises(ValueError, match="needs payload"):
+        ledger.transition(KEY, OrderEvent.CORRECTED, now=NOW)
+    with pytest.raises(ValueError, match="takes no payload"):
+        ledger.transition(KEY, OrderEvent.ENQUEUED, now=NOW, payload=CORRECTED)
+    done = ledger.transition(
+        KEY, OrderEvent.CORRECTED, now=NOW, due_at=NOW + 120, payload=CORRECTED, fields={"fixed_by": "ops"}
+    )
+    assert done.ok and done.before.violations == violations and done.before.payload == PAYLOAD
+    after = ledger.get_order(KEY)
+    assert (after.status, after.payload, after.violations) == (OrderStatus.RECEIVED, CORRECTED, None)
+    assert after.fields["fixed_by"] == "ops" and "due_at" in after.fields  # the outbox: the sweeper's too
+    # corrected once: a second correction (or a platform's stale rejected retry) finds it moved on
+    assert not ledger.transition(KEY, OrderEvent.CORRECTED, now=NOW, payload=PAYLOAD).ok
+    assert ledger.create_order(KEY, "s1", kind="paid", status="rejected", payload=PAYLOAD, outbox=False) is not None
+
+
+def test_orders_of_store_by_status_and_the_rejection_counter(ledger: Any) -> None:
+    assert ledger.create_order(KEY, "s1", kind="paid", status="received", payload=PAYLOAD, outbox=True) is None
+    assert ledger.create_order(OTHER, "s1", kind="paid", status="rejected", payload=PAYLOAD, outbox=False) is None
+    assert [r.order_key for r in ledger.orders_of_store("s1", status="rejected")] == [OTHER]
+    assert {r.order_key for r in ledger.orders_of_store("s1")} == {KEY, OTHER}
+    import uuid
+
+    store = f"s-{uuid.uuid4().hex[:8]}"  # counters are per store and window (the table outlives a test)
+    assert [ledger.count_rejection(store, window=7, expires_at=NOW + 900) for _ in range(3)] == [1, 2, 3]
+    assert ledger.count_rejection(store, window=8, expires_at=NOW + 1800) == 1
+    assert ledger.orders_of_store(store) == []  # a counter is no order

@@ -14,7 +14,17 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from chalicelib.adapters.ledger import NUMBERS, iso
-from chalicelib.domain.order_state import FENCED, LEASED, RELEASING, TERMINAL, OrderEvent, OrderStatus, sources, target
+from chalicelib.domain.order_state import (
+    FENCED,
+    LEASED,
+    RELEASING,
+    REPLACES_PAYLOAD,
+    TERMINAL,
+    OrderEvent,
+    OrderStatus,
+    sources,
+    target,
+)
 from chalicelib.services.ports import Fields, OrderRecord, Transition
 
 
@@ -23,6 +33,7 @@ class FakeLedger:
         self.items: dict[str, dict[str, Any]] = {}
         self.clock = clock
         self.calls: list[str] = []
+        self.rejection_windows: dict[tuple[str, int], int] = {}  # (store, window) → rejections
         self._lock = threading.Lock()
 
     # --- helpers ----------------------------------------------------------------------------------
@@ -108,10 +119,21 @@ class FakeLedger:
     def mark_queued(self, order_key: str) -> None:
         self.transition(order_key, OrderEvent.ENQUEUED, now=self.clock())
 
-    def orders_of_store(self, store_id: str, *, limit: int = 50) -> list[OrderRecord]:
-        keys = [k for k, v in self.items.items() if v["store_id"] == store_id]
+    def orders_of_store(self, store_id: str, *, limit: int = 50, status: str | None = None) -> list[OrderRecord]:
+        keys = [
+            k
+            for k, v in self.items.items()
+            if v["store_id"] == store_id and (status is None or v["status"] == OrderStatus(status).value)
+        ]
         keys.sort(key=lambda k: self.items[k]["created_at"], reverse=True)
         return [self._record(k) for k in keys[:limit]]
+
+    def count_rejection(self, store_id: str, *, window: int, expires_at: float) -> int:
+        self.calls.append("count_rejection")
+        with self._lock:
+            count = self.rejection_windows.get((store_id, window), 0) + 1
+            self.rejection_windows[(store_id, window)] = count
+            return count
 
     def issue_fields(self, order_key: str) -> dict[str, Any]:
         record = self.get_order(order_key)
@@ -130,10 +152,13 @@ class FakeLedger:
         fields: Fields | None = None,
         keep: Mapping[str, str] | None = None,
         add: Mapping[str, int] | None = None,
+        payload: dict[str, Any] | None = None,
     ) -> Transition:
         self.calls.append(f"transition:{event.value}")
         if event in FENCED and not claim_id:
             raise ValueError(f"{event} is fenced: it needs the claim id")
+        if (payload is not None) is not (event in REPLACES_PAYLOAD):
+            raise ValueError(f"{event} {'needs' if event in REPLACES_PAYLOAD else 'takes no'} payload")
         if event in LEASED and (not claim_id or lease_until is None):
             raise ValueError(f"{event} needs a claim id and a lease")
         with self._lock:
@@ -164,6 +189,9 @@ class FakeLedger:
             else:
                 item.pop("due", None)
                 item.pop("due_at", None)
+            if payload is not None:
+                item["payload"] = json.loads(json.dumps(payload))
+                item.pop("violations", None)
             self._apply(item, fields or {})
             for name, value in (keep or {}).items():
                 item.setdefault(name, value)

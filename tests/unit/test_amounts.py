@@ -9,6 +9,7 @@ import pytest
 from chalicelib.domain.amounts import (
     INVOICE_TAX_TOLERANCE,
     allocate,
+    carried_taxes,
     decimal_places,
     invoice_tax_deviation,
     invoice_tax_ok,
@@ -16,7 +17,9 @@ from chalicelib.domain.amounts import (
     line_tax_ok,
     price_quantity_ok,
     split_inclusive,
+    tax_of_exclusive,
     tax_of_inclusive,
+    tax_on,
     unit_price_excl,
 )
 
@@ -113,3 +116,49 @@ def test_cents_and_decimal_places() -> None:
     assert is_cents(D("1E+30"))
     assert decimal_places(D("1.2300")) == 2
     assert decimal_places(D("1E-9")) == 9
+
+
+def test_tax_of_an_amount_excluding_tax() -> None:
+    assert tax_of_exclusive(D("100.00"), D("0.13")) == D("13.00")
+    assert tax_of_exclusive(D("0.99"), D("0.13")) == D("0.13")  # 0.1287
+    assert tax_on(D("113.00"), D("0.13"), inclusive=True) == D("13.00")
+    assert tax_on(D("113.00"), D("0.13"), inclusive=False) == D("14.69")
+    with pytest.raises(ValueError, match="negative"):
+        tax_of_exclusive(D("1"), D("-0.1"))
+
+
+def test_carried_taxes_add_up_to_the_tax_on_the_total() -> None:
+    # 227 × ¥1.00 at 13 %: rounded one by one 227 × 0.12 = 27.24; on the total 26.12
+    taxes = carried_taxes([D("1.00")] * 227, D("0.13"), inclusive=True)
+    assert sum(taxes) == tax_of_inclusive(D("227.00"), D("0.13")) == D("26.12")
+    assert set(taxes) == {D("0.11"), D("0.12")}
+    taxes = carried_taxes([D("0.99")] * 100, D("0.13"), inclusive=False)
+    assert sum(taxes) == D("12.87")  # not 100 × 0.13
+    assert all(abs(D("0.99") * D("0.13") - t) <= D("0.015") for t in taxes)
+
+
+def test_carried_taxes_of_negative_values_mirror_the_positive_ones() -> None:
+    values = [D("1.00"), D("2.50"), D("0.07")]
+    assert carried_taxes([-v for v in values], D("0.06"), inclusive=True) == [
+        -t for t in carried_taxes(values, D("0.06"), inclusive=True)
+    ]
+    assert carried_taxes([D("0"), D("0.00")], D("0.13"), inclusive=True) == [D("0.00"), D("0.00")]
+    with pytest.raises(ValueError, match="same sign"):
+        carried_taxes([D("1"), D("-1")], D("0.13"), inclusive=True)
+
+
+def test_a_one_cent_line_keeps_its_cent_as_amount() -> None:
+    # the carry would hand one of these lines 0.01 of tax and leave it an amount of 0.00
+    taxes = carried_taxes([D("0.01")] * 100, D("0.13"), inclusive=True)
+    assert taxes == [D("0.00")] * 100  # nowhere to move the cents: the group falls short (0.12)
+    taxes = carried_taxes([D("0.01"), D("0.01"), D("0.01"), D("0.01"), D("0.01"), D("9.00")], D("0.13"), inclusive=True)
+    assert taxes[:5] == [D("0.00")] * 5 and taxes[5] == D("1.04")  # the cent moved to the big line
+    assert sum(taxes) == tax_of_inclusive(D("9.05"), D("0.13"))
+
+
+def test_allocate_is_exact_for_two_thousand_lines_of_a_trillion() -> None:
+    weights = [D("999999999999.99")] * 2000
+    total = tax_of_inclusive(sum(weights), D("0.13"))
+    parts = allocate(total, weights)
+    assert sum(parts) == total
+    assert max(parts) - min(parts) <= D("0.01")

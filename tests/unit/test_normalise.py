@@ -45,6 +45,7 @@ RICE = CatalogueItem(tax_code="1030102010100000000", tax_rate=D("0.09"), short_n
 VEG = CatalogueItem(
     tax_code="1010112150000000000", tax_rate=D("0"), short_name="蔬菜", zero_rate_flag=ZeroRateFlag.EXEMPT
 )
+TRANSPORT = CatalogueItem(tax_code="3010102020100000000", tax_rate=D("0.09"), short_name="运输服务")
 
 
 def make_store(**overrides: Any) -> Store:
@@ -143,11 +144,12 @@ def test_a_line_discount_becomes_a_discount_line_right_after_it() -> None:
     assert_valid(o)
 
 
-def test_shipping_shortfall_becomes_an_extra_default_item_line() -> None:
+def test_labelled_shipping_becomes_a_line_of_the_shipping_item() -> None:
+    # was: an unlabelled shortfall became an invented 运费 line of the default item
     lines = (EventLine(sku="rice", total=D("50.00")),)
-    o = normalise(paid("58.00", lines), make_store(), table=TABLE)
+    o = normalise(paid("58.00", lines, shipping=D("8.00")), make_store(shipping_item=TRANSPORT), table=TABLE)
     assert [ln.name for ln in o.lines][-1] == SHIPPING_NAME
-    assert o.lines[-1].total == D("8.00") and o.lines[-1].tax_code == SOFTWARE.tax_code
+    assert o.lines[-1].total == D("8.00") and o.lines[-1].tax_code == TRANSPORT.tax_code
     assert o.total == D("58.00")
     assert_valid(o)
 
@@ -157,7 +159,8 @@ def test_order_level_discount_is_spread_over_lines_into_their_discount_lines() -
         EventLine(sku="cake", total=D("30.00"), discount=D("5.00")),
         EventLine(sku="rice", total=D("70.00")),
     )
-    o = normalise(paid("90.00", lines), make_store(), table=TABLE)  # a 10.00 coupon on the order
+    event = paid("90.00", lines, order_discount=D("10.00"))  # a 10.00 coupon the platform labels
+    o = normalise(event, make_store(), table=TABLE)
     totals = [(ln.is_discount, ln.total) for ln in o.lines]
     assert totals == [(False, D("35.00")), (True, D("-8.00")), (False, D("70.00")), (True, D("-7.00"))]
     assert o.total == D("90.00")
@@ -168,8 +171,10 @@ def test_free_lines_are_dropped_and_all_free_falls_back_to_the_default_line() ->
     lines = (EventLine(sku="cake", total=D("0")), EventLine(sku="rice", total=D("10.00")))
     o = normalise(paid("10.00", lines), make_store(), table=TABLE)
     assert [ln.tax_code for ln in o.lines] == [RICE.tax_code]
-    o = normalise(paid("10.00", (EventLine(sku="cake", total=D("0")),)), make_store(), table=TABLE)
-    assert [ln.tax_code for ln in o.lines] == [SOFTWARE.tax_code]
+    # was: lines that are all free fell back to a default-item line for the whole amount
+    with pytest.raises(ValidationFailed) as info:
+        normalise(paid("10.00", (EventLine(sku="cake", total=D("0")),)), make_store(), table=TABLE)
+    assert [v.code for v in info.value.violations] == ["event_total_mismatch"]
 
 
 def test_zero_rate_catalogue_item_carries_its_flag() -> None:
@@ -192,10 +197,17 @@ def test_no_title_means_an_individual_named_geren() -> None:
 
 
 def test_a_tax_id_makes_a_company_and_is_cleaned() -> None:
-    buyer = Buyer(title="北京测试有限公司", tax_id=" 9111 0000 7109 2914 8a ", email="f@example.com")
+    buyer = Buyer(title="北京测试有限公司", tax_id=" 91110000710929148a\t", email="f@example.com")
     o = normalise(paid(buyer=buyer), make_store(), table=TABLE)
     assert (o.buyer.type, o.buyer.tax_id, o.buyer.email) == (BuyerType.COMPANY, "91110000710929148A", "f@example.com")
     assert_valid(o)
+
+
+def test_whitespace_inside_a_tax_id_is_kept_for_the_rules_to_refuse() -> None:
+    buyer = Buyer(title="北京测试有限公司", tax_id=" 9111 0000 7109 2914 8a ")
+    o = normalise(paid(buyer=buyer), make_store(), table=TABLE)
+    assert o.buyer.tax_id == "9111 0000 7109 2914 8A"
+    assert ("buyer.tax_id", "tax_id_whitespace") in [(v.field, v.code) for v in validate(o, table=TABLE)]
 
 
 def test_platform_buyer_type_wins_over_inference() -> None:
@@ -228,7 +240,7 @@ def test_unusable_paid_events_are_refused(event: PaymentEvent, code: str) -> Non
 
 def test_a_fully_discounted_line_plus_shipping_is_still_valid() -> None:
     lines = (EventLine(sku="cake", total=D("0"), discount=D("5.00")),)
-    o = normalise(paid("1.00", lines), make_store(), table=TABLE)
+    o = normalise(paid("1.00", lines, shipping=D("1.00")), make_store(shipping_item=TRANSPORT), table=TABLE)
     assert [(ln.name, ln.total) for ln in o.lines] == [
         ("蛋糕", D("5.00")),
         ("蛋糕", D("-5.00")),

@@ -27,10 +27,10 @@ from chalicelib.domain.normalise import normalise, normalise_refund
 from chalicelib.domain.order_state import order_key
 from chalicelib.domain.taxcodes import VAT_RATES, TaxCodeTable
 from chalicelib.domain.validation import check, validate
-from tests.unit.test_normalise import make_store
+from tests.unit.test_normalise import TRANSPORT, make_store
 
 TABLE = TaxCodeTable.default()
-STORE = make_store()
+STORE = make_store(shipping_item=TRANSPORT)
 RATES = sorted(VAT_RATES)
 
 cents = st.integers(min_value=-(10**11), max_value=10**11).map(lambda n: D(n) / 100)
@@ -85,9 +85,12 @@ buyers = st.one_of(
 def paid_events(draw: st.DrawFn) -> PaymentEvent:
     lines = tuple(draw(st.lists(event_lines, max_size=15)))
     net = sum((ln.total for ln in lines), D(0))
-    # shipping on top, an order-level coupon below, or exactly the lines
-    adjustment = draw(st.integers(min_value=-int(net * 100) + 1, max_value=20_000)) if net > 0 else 0
-    amount = net + D(adjustment) / 100 if net > 0 else draw(positive_cents)
+    # labelled shipping on top, a labelled order-level coupon below, or exactly the lines
+    adjustment = D(draw(st.integers(min_value=-int(net * 100) + 1, max_value=20_000))) / 100 if net > 0 else D(0)
+    amount = net + adjustment if net > 0 else draw(positive_cents)
+    shipping = adjustment if adjustment > 0 else None
+    if lines and net == 0:
+        shipping = amount  # only free or fully discounted lines: what was paid is the shipping
     return PaymentEvent(
         platform="test",
         event_id="e",
@@ -96,6 +99,8 @@ def paid_events(draw: st.DrawFn) -> PaymentEvent:
         amount=amount,
         lines=lines,
         buyer=draw(buyers),
+        shipping=shipping,
+        order_discount=-adjustment if adjustment < 0 else None,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal as D
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from chalicelib.domain.errors import ConfigurationError
 from chalicelib.domain.models import ZeroRateFlag
 from chalicelib.domain.taxcodes import DEFAULT_TABLE_PATH, VAT_RATES, TaxCodeTable, TaxCodeTableError
+from chalicelib.sandbox import rules as sandbox_rules
 
 CATERING = "3070401000000000000"
 LODGING = "3070402000000000000"
@@ -58,6 +60,56 @@ def test_general_rates_by_family(table: TaxCodeTable) -> None:
     goods9 = ["1030102010100000000", "1060201010000000000", "1010101010000000000"]
     assert all(table.allowed(c, D("0.13")) for c in goods13)
     assert all(table.allowed(c, D("0.09")) and not table.allowed(c, D("0.13")) for c in goods9)
+
+
+SANDBOX_COPY = Path(sandbox_rules.__file__).with_name("taxcodes.json")
+#: the table's zero-rate flag names → the sandbox's (the wire's) codes
+WIRE_FLAGS = {"exempt": "1", "not_taxable": "2", "zero_rate": "3"}
+
+
+def sandbox_entries_of(domain_file: dict[str, Any]) -> list[dict[str, Any]]:
+    """The sandbox file's ``codes`` for a validator table file: the same entries, the platform's names."""
+    return [
+        {
+            "ssflbm": e["code"],
+            "spmc": e["name"],
+            "sphfwjc": e["short_name"],
+            "sl": e["rates"],
+            "lslbs": [WIRE_FLAGS[f] for f in e.get("zero_rate_flags", [])],
+            **({"note": e["note"]} if e.get("note") else {}),
+        }
+        for e in domain_file["entries"]
+    ]
+
+
+def test_the_sandbox_copy_holds_the_same_table() -> None:
+    """One table as data: the sandbox's file is the validator's, entry for entry, under the platform's
+    field names (change both together)."""
+    domain = json.loads(DEFAULT_TABLE_PATH.read_text(encoding="utf-8"))
+    sandbox = json.loads(SANDBOX_COPY.read_text(encoding="utf-8"))
+    assert sandbox["version"] == domain["version"]
+    assert sandbox["codes"] == sandbox_entries_of(domain)
+
+
+def test_the_sandbox_reads_the_table_as_the_validator_does(table: TaxCodeTable) -> None:
+    """Two independent loaders, one reading: same codes, names, short names, rates and zero-rate flags."""
+    sandbox = sandbox_rules.TaxCodeTable.load()
+    assert [c.code for c in sandbox.all()] == [e.code for e in table]
+    for entry in table:
+        code = sandbox.get(entry.code)
+        assert code is not None
+        assert (code.name, code.short_name, code.rates) == (entry.name, entry.short_name, entry.rates)
+        assert code.zero_rate_flags == {WIRE_FLAGS[f.value] for f in entry.zero_rate_flags}
+
+
+def test_corrected_entries(table: TaxCodeTable) -> None:
+    flour = table.lookup("1030101010000000000")
+    assert flour is not None and (flour.name, flour.short_name) == ("小麦粉", "谷物加工品")
+    assert not table.allowed(LODGING, D("0.05"))  # 5 % is 不动产租赁 / 简易计税, not lodging
+    for entry in table:  # the small-scale rates and exemption are open to every code
+        assert {D("0.03"), D("0.01"), D(0)} <= entry.rates, entry.code
+        assert entry.zero_rate_flags == {ZeroRateFlag.EXEMPT}, entry.code
+        assert D("0.05") not in entry.rates, entry.code
 
 
 def test_unknown_code_is_not_allowed_anything(table: TaxCodeTable) -> None:

@@ -158,6 +158,27 @@ CASES: list[tuple[str, Callable[[], InvoiceOrder], dict[str, Any], str, str]] = 
         "tax_id_format",
     ),
     (
+        "buyer id with inner space",
+        lambda: order(buyer=InvoiceBuyer(name="买家", tax_id="91350100M000 00Y43", type=BuyerType.COMPANY)),
+        {},
+        "buyer.tax_id",
+        "tax_id_whitespace",
+    ),
+    (
+        "buyer id letter outside the alphabet",
+        lambda: order(buyer=InvoiceBuyer(name="买家", tax_id="91350100M000100I43", type=BuyerType.COMPANY)),
+        {},
+        "buyer.tax_id",
+        "tax_id_alphabet",
+    ),
+    (
+        "seller id letter in the region code",
+        lambda: order(seller=Party(name="卖家", tax_id="91MA0100M000100Y4G")),
+        {},
+        "seller.tax_id",
+        "tax_id_region",
+    ),
+    (
         "buyer checksum rejected",
         lambda: order(buyer=InvoiceBuyer(name="买家", tax_id="91350100M000100Y44", type=BuyerType.COMPANY)),
         {"buyer_checksum_policy": ChecksumPolicy.REJECT},
@@ -250,7 +271,14 @@ CASES: list[tuple[str, Callable[[], InvoiceOrder], dict[str, Any], str, str]] = 
         lambda: order(line(unit_price=D("-94.34"), quantity=D("-1"))),
         {},
         "lines[0].unit_price",
-        "unit_price_negative",
+        "unit_price_not_positive",
+    ),
+    (
+        "zero price",  # within 0.01 of the amount: only the price rule refuses it
+        lambda: order(line("0.01", unit_price=D(0)), line("10.00")),
+        {},
+        "lines[0].unit_price",
+        "unit_price_not_positive",
     ),
     ("blue negative quantity", lambda: order(line(quantity=D("-1"))), {}, "lines[0].quantity", "quantity_sign"),
     ("red positive quantity", lambda: red(negative(_goods, quantity=D(1))), {}, "lines[0].quantity", "quantity_sign"),
@@ -351,7 +379,38 @@ CASES: list[tuple[str, Callable[[], InvoiceOrder], dict[str, Any], str, str]] = 
         lambda: red(negative(_goods), line("1.00", quantity=None, unit_price=None)),
         {},
         "lines[1].total",
-        "red_line_positive",
+        "red_line_not_negative",
+    ),
+    (
+        "red zero line",
+        lambda: red(negative(_goods), line("0.00", quantity=None, unit_price=None, original_line_no=2)),
+        {},
+        "lines[1].total",
+        "red_line_not_negative",
+    ),
+    (
+        "red line with zero amount",
+        lambda: red(
+            negative(_goods),
+            line("-0.01", quantity=None, unit_price=None, original_line_no=2, amount=D(0), tax=D("-0.01")),
+        ),
+        {},
+        "lines[1].total",
+        "red_line_not_negative",
+    ),
+    (
+        "blue line with zero amount",  # tax 0.01 on nothing: within the 0.06 tolerance, still no sale
+        lambda: order(line("0.01", quantity=None, unit_price=None, amount=D(0), tax=D("0.01")), line("10.00")),
+        {},
+        "lines[0].total",
+        "blue_line_not_positive",
+    ),
+    (
+        "discount with zero amount",
+        lambda: order(_goods, discount(_goods, "-0.01").model_copy(update={"amount": D(0), "tax": D("-0.01")})),
+        {},
+        "lines[1].total",
+        "discount_not_negative",
     ),
     (
         "red positive total",
@@ -448,8 +507,21 @@ def test_invoice_tolerance_is_configurable() -> None:
     assert {v.code for v in validate(o, table=TABLE, invoice_level_tolerance=D("0.05"))} == {"invoice_tax_tolerance"}
 
 
-def test_limit_is_not_applied_to_red_invoices() -> None:
-    assert validate(red(negative(_goods)), table=TABLE, single_invoice_limit=D("1.00")) == []
+def test_limit_applies_to_red_invoices_by_absolute_value() -> None:
+    reversal = red(negative(_goods))  # amount excl. tax −94.34
+    assert codes(reversal, single_invoice_limit=D("94.33")) == {("total_amount", "single_invoice_limit")}
+    assert validate(reversal, table=TABLE, single_invoice_limit=D("94.34")) == []
+    message = validate(reversal, table=TABLE, single_invoice_limit=D("1.00"))[0].message
+    assert "94.34" in message and "-94.34" not in message
+
+
+def test_every_code_of_the_shipped_table_allows_the_small_scale_exemption() -> None:
+    catering = line(tax_code="3070401000000000000", short_name="餐饮服务", tax_rate="0")
+    exempt = catering.model_copy(update={"zero_rate_flag": ZeroRateFlag.EXEMPT})
+    assert validate(order(exempt), table=TABLE) == []
+    for flag in (ZeroRateFlag.NOT_TAXABLE, ZeroRateFlag.ZERO_RATE):
+        flagged = catering.model_copy(update={"zero_rate_flag": flag})
+        assert codes(order(flagged)) == {("lines[0].zero_rate_flag", "zero_rate_flag_not_allowed")}
 
 
 def test_company_with_id_and_special_invoice_pass() -> None:

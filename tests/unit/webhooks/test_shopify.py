@@ -71,9 +71,10 @@ def test_orders_paid() -> None:
     assert [(line.sku, line.total, line.discount) for line in event.lines] == [
         ("TEA-LJ-250", Decimal("188.00"), Decimal("10.00")),
         ("CUP-01", Decimal("59.00"), Decimal("0")),
-        ("shipping", Decimal("12.00"), Decimal("0")),
     ]
-    assert sum((line.total for line in event.lines), Decimal(0)) == event.amount
+    # shipping is labelled, no longer a line with SKU "shipping"; the 10.00 coupon is allocated to a line
+    assert (event.shipping, event.order_discount, event.fees) == (Decimal("12.00"), None, None)
+    assert sum((line.total for line in event.lines), Decimal(0)) + event.shipping == event.amount
     assert event.lines[0].name == "西湖龙井"
     assert event.lines[0].unit_price == Decimal("99.00")
     assert event.buyer is not None
@@ -109,7 +110,7 @@ def test_taxes_excluded_adds_tax_lines() -> None:
     event = shopify.verify(body, signed(body), SECRETS, NOW)
     assert event.lines[0].total == Decimal("209.63")  # 198 - 10 + 21.63
     assert event.lines[0].unit_price is None
-    assert event.lines[2].total == Decimal("12.99")
+    assert event.shipping == Decimal("12.99")  # 12.00 + 0.99 shipping tax
 
 
 def test_total_discount_used_without_allocations_and_company_as_title() -> None:

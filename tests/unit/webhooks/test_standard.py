@@ -52,12 +52,14 @@ def test_paid_fixture_parses_to_event() -> None:
     assert event.amount == Decimal("259.00")
     assert isinstance(event.amount, Decimal)
     assert event.currency == "CNY"
-    assert [line.sku for line in event.lines] == ["TEA-LJ-250", "CUP-01", "shipping"]
+    # the line with SKU "shipping" is the labelled shipping, no longer a goods line
+    assert [line.sku for line in event.lines] == ["TEA-LJ-250", "CUP-01"]
+    assert (event.shipping, event.fees, event.order_discount) == (Decimal("12.00"), None, None)
     assert event.lines[0].total == Decimal("188.00")
     assert event.lines[0].discount == Decimal("10.00")
     assert event.lines[0].quantity == Decimal("2")
     assert event.lines[1].quantity == Decimal("1")
-    assert sum((line.total for line in event.lines), Decimal(0)) == event.amount
+    assert sum((line.total for line in event.lines), Decimal(0)) + event.shipping == event.amount
     assert event.buyer is not None
     assert event.buyer.tax_id == "91330106MA2B0000X1"
     assert event.buyer.type is BuyerType.COMPANY

@@ -68,9 +68,10 @@ def test_processing_order_is_paid() -> None:
     assert [(line.sku, line.total) for line in event.lines] == [
         ("TEA-LJ-250", Decimal("188.00")),  # 166.37 + 21.63: total + total_tax
         ("CUP-01", Decimal("59.00")),
-        ("shipping", Decimal("12.00")),
     ]
-    assert sum((line.total for line in event.lines), Decimal(0)) == event.amount
+    # shipping is labelled (11.01 + 0.99), no longer a line with SKU "shipping"
+    assert (event.shipping, event.fees, event.order_discount) == (Decimal("12.00"), None, None)
+    assert sum((line.total for line in event.lines), Decimal(0)) + event.shipping == event.amount
     assert event.lines[0].discount == Decimal("10.00")  # (175.22 + 22.78) - 188.00
     assert event.lines[0].unit_price == Decimal("99.00")
     assert event.lines[0].quantity == Decimal(2)
@@ -117,10 +118,10 @@ def test_tax_id_with_company_fallback_and_fee_lines() -> None:
     body = body_of(doc)
     event = woocommerce.verify(body, signed(body), SECRETS, NOW)
     assert event.buyer is not None and event.buyer.title == "杭州示例贸易有限公司"
-    assert [(line.sku, line.total) for line in event.lines[-2:]] == [
-        ("fee", Decimal("5.00")),
-        ("fee", Decimal("-5.00")),
-    ]
+    # fee lines are labelled, no longer lines with SKU "fee": a positive fee is a fee, a negative one
+    # (a cart discount) an order discount
+    assert [line.sku for line in event.lines] == ["TEA-LJ-250", "CUP-01"]
+    assert (event.fees, event.order_discount) == (Decimal("5.00"), Decimal("5.00"))
 
 
 # --- ping ----------------------------------------------------------------------------------------
