@@ -6,23 +6,21 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+ARGS ?=
 
 .PHONY: help setup run test test-unit lint bench package clean browser
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
+# infra/setup_venv.py (standard library only) prints one line a step; pip's own output: .local/setup.log.
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -n "$(PYTHON312)" || { echo "python3.12 not found: install Python 3.12 (the Lambda runtime)"; exit 1; }
-	@test -x $(PY) || $(PYTHON312) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-dev.txt
-	$(PY) -m pip install -q --no-deps -e .
-	@touch $(STAMP)
+	@$(PYTHON312) -P infra/setup_venv.py --venv $(VENV) --log .local/setup.log --stamp $(STAMP)
 
 setup: $(STAMP)  ## create .venv with python3.12 and install everything (the other targets call it)
 
-run: setup  ## start the whole service locally: embedded AWS (moto), tax sandbox, API, worker
-	$(PY) -m infra.localstack
+run: setup  ## start the whole service locally: embedded AWS (moto), tax sandbox, API, worker (ARGS="--api-port 8001")
+	$(PY) -m infra.localstack $(ARGS)
 
 test: setup  ## run every test: lint, unit, adapters, app, e2e, template lint
 	$(MAKE) --no-print-directory lint

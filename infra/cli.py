@@ -10,18 +10,17 @@ Secret values are read from standard input and never echoed.
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
-import hmac
 import json
 import os
-import shlex
 import sys
-import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from chalicelib.domain.models import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK_FILE = Path(os.environ.get("EINVOICE_STATE_DIR", str(ROOT / ".local"))) / "stack.json"
@@ -183,63 +182,76 @@ def cmd_taxcodes_import(args: argparse.Namespace) -> int:
     return 0
 
 
+SAMPLE_BUYER = {"title": "上海示例科技有限公司", "tax_id": "91350100M000100Y43", "email": "buyer@example.com"}
+
+
 def sample_webhook(api: str, store_id: str, secret: str, *, order_id: str | None = None, amount: str = "88.00") -> str:
     """A curl command posting a Standard Webhooks `order.paid` event signed with ``secret``."""
-    order_id = order_id or f"DEMO-{uuid.uuid4().hex[:8].upper()}"
-    msg_id = f"msg_{uuid.uuid4().hex}"
-    ts = int(time.time())
-    body = json.dumps(
-        {
-            "type": "order.paid",
-            "timestamp": ts,
-            "data": {
-                "order_id": order_id,
-                "amount": amount,
-                "currency": "CNY",
-                "lines": [
-                    {
-                        "sku": "LATTE-L",
-                        "name": "拿铁咖啡（大杯）",
-                        "quantity": "2",
-                        "unit_price": "44.00",
-                        "total": amount,
-                    }
-                ],
-                "buyer": {
-                    "title": "上海示例科技有限公司",
-                    "tax_id": "91350100M000100Y43",
-                    "email": "buyer@example.com",
-                },
-            },
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
+    from infra import webhook_samples as ws
+
+    sale = ws.Sale.of(
+        order_id or _sample_order_id(), amount, sku="LATTE-L", name="拿铁咖啡（大杯）", buyer=SAMPLE_BUYER
     )
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    signature = base64.b64encode(hmac.new(key, f"{msg_id}.{ts}.{body}".encode(), hashlib.sha256).digest()).decode()
-    return (
-        f"curl -sS -X POST {api}/webhooks/standard/{store_id} \\\n"
-        f"  -H 'content-type: application/json' \\\n"
-        f"  -H 'webhook-id: {msg_id}' -H 'webhook-timestamp: {ts}' \\\n"
-        f"  -H 'webhook-signature: v1,{signature}' \\\n"
-        f"  --data-binary {shlex.quote(body)}"
-    )
+    request = ws.paid("standard", sale, {"secrets": [secret]})
+    return ws.curl(f"{api}/webhooks/standard/{store_id}", request)
+
+
+def _sample_order_id() -> str:
+    return f"DEMO-{uuid.uuid4().hex[:8].upper()}"
 
 
 def cmd_webhook_sample(args: argparse.Namespace) -> int:
-    from chalicelib.adapters.secrets import SecretStore
     from chalicelib.adapters.stores import StoreRegistry
+    from chalicelib.domain.errors import UnknownStore
+    from infra import webhook_samples as ws
 
-    store = StoreRegistry(_need("STORES_TABLE")).get(args.store_id)
-    name = store.webhook_secrets.get("standard")
-    if not name:
-        print(f"store {args.store_id} has no Standard Webhooks secret", file=sys.stderr)
+    try:
+        store = StoreRegistry(_need("STORES_TABLE")).get(args.store_id)
+    except UnknownStore:
+        print(f"no store {args.store_id!r}", file=sys.stderr)
         return 1
-    secret = SecretStore().get_json(name)
-    first = (secret.get("secrets") or [secret.get("secret")])[0]
+    accepted = [p for p in ws.PLATFORMS if p in store.webhook_secrets]
+    if args.platform == "all":
+        platforms = accepted
+    else:
+        platforms = [args.platform or ("standard" if "standard" in accepted else next(iter(accepted), ""))]
+    if not set(platforms) <= set(accepted) or not platforms:
+        print(
+            f"store {store.store_id} accepts {', '.join(accepted) or 'no platform'}, not {platforms[0]!r}"
+            " (webhook_secrets of its store file)",
+            file=sys.stderr,
+        )
+        return 1
     api = args.api or os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
-    print(sample_webhook(api, store.store_id, first, amount=args.amount))
-    return 0
+    samples = [_sample_of(store, platform, args, api) for platform in platforms]
+    if any(samples):
+        print("\n\n".join(s for s in samples if s))
+    return 0 if all(samples) else 1
+
+
+def _sample_of(store: Store, platform: str, args: argparse.Namespace, api: str) -> str:
+    """The curl command of one platform's sample for ``store`` ("" and a message when it cannot be signed)."""
+    from chalicelib.adapters.secrets import SecretStore
+    from infra import webhook_samples as ws
+    from infra.seed import test_only_signing_keys
+
+    secret = SecretStore().get_json(store.webhook_secrets[platform])
+    key = None
+    if platform in ws.RSA_SIGNED:
+        key = ws.signing_key_for(platform, secret, test_only_signing_keys().get(platform, []))
+        if key is None:
+            print(
+                f"{platform} signs with its own private key, and the store's secret "
+                f"{store.webhook_secrets[platform]} holds a public key that none of the test-only keys in "
+                "examples/secrets.local.json pairs with: samples are for the local stack's example keys only",
+                file=sys.stderr,
+            )
+            return ""
+    sku = next(iter(store.catalogue), None)
+    name = (store.catalogue[sku].name or sku) if sku else (store.default_item.name or store.default_item.short_name)
+    buyer = SAMPLE_BUYER if platform == "standard" else None
+    sale = ws.Sale.of(args.order_id or _sample_order_id(), args.amount, sku=sku, name=name, buyer=buyer)
+    return ws.curl(f"{api}/webhooks/{platform}/{store.store_id}", ws.paid(platform, sale, secret, key))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -288,10 +300,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_taxcodes_import)
 
     webhook = sub.add_parser("webhook", help="webhook helpers").add_subparsers(dest="command", required=True)
-    p = webhook.add_parser("sample", help="print a freshly signed sample Standard Webhooks request as curl")
+    from infra.webhook_samples import PLATFORMS
+
+    p = webhook.add_parser("sample", help="print a freshly signed sample paid-order webhook as curl")
     p.add_argument("store_id")
+    p.add_argument(
+        "--platform",
+        choices=(*PLATFORMS, "all"),
+        help="which of the store's platforms signs it (default: standard if the store accepts it); "
+        "all: one sample for each platform the store accepts",
+    )
     p.add_argument("--api", help="API base URL (default: PUBLIC_BASE_URL or http://127.0.0.1:8000)")
     p.add_argument("--amount", default="88.00")
+    p.add_argument("--order-id", help="the shop's order id (default: a fresh DEMO-…)")
     p.set_defaults(func=cmd_webhook_sample)
     return parser
 

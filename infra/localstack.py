@@ -99,8 +99,35 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], name: str, timeout: floa
     raise SystemExit(f"{name} did not answer on {url} within {timeout:.0f}s")
 
 
+def _stores_lines(stores: list[Any]) -> str:
+    """One line a store: id, tax provider, the share issued automatically, the platforms it accepts."""
+    lines = []
+    for store in stores:
+        share = f"{store.pilot_percentage}% issued" + (
+            "" if store.pilot_percentage >= 100 else f", {100 - store.pilot_percentage}% held (pilot)"
+        )
+        platforms = ", ".join(store.webhook_secrets)
+        lines.append(f"{store.store_id:<15} {store.provider.provider.value:<7} {share:<28} {platforms}")
+    return "\n                 ".join(lines)
+
+
 def _shown(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+class _Steps:
+    """``[n/total] what … ready (1.2 s)``: one line a start-up step."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.n, self.started = total, 0, time.monotonic()
+
+    def begin(self, what: str) -> None:
+        self.n += 1
+        self.started = time.monotonic()
+        print(f"[{self.n}/{self.total}] {what} …", end="", flush=True)
+
+    def done(self, detail: str = "ready") -> None:
+        print(f" {detail} ({time.monotonic() - self.started:.1f} s)", flush=True)
 
 
 @dataclass
@@ -169,12 +196,15 @@ class Stack:
         aws_url = f"http://127.0.0.1:{a.aws_port}"
         base_env = {**os.environ, **FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": aws_url, "PYTHONUNBUFFERED": "1"}
 
-        print("starting the embedded AWS (moto server) …", flush=True)
+        steps = _Steps(total=5 if (ROOT / "chalicelib" / "sandbox" / "__main__.py").exists() else 4)
+        steps.begin(f"starting the embedded AWS (moto server) on {aws_url}")
         moto = self.spawn(
             "aws", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(a.aws_port)], base_env
         )
         _wait_http(f"{aws_url}/moto-api/", moto, "aws")
+        steps.done()
 
+        steps.begin("creating the tables, queues, buckets, topic and key; loading the example stores and secrets")
         os.environ.update({k: v for k, v in base_env.items() if k.startswith("AWS_")})
         import boto3
 
@@ -194,11 +224,12 @@ class Stack:
             "PUBLIC_BASE_URL": f"http://127.0.0.1:{a.api_port}",
         }
         seeded = seed(session, created.env)
+        steps.done(f"{len(seeded['stores'])} stores")
         STACK_FILE.write_text(json.dumps({"aws_endpoint": aws_url, "region": REGION, "env": self.env}, indent=2))
         run_env = {**base_env, **self.env, "POWERTOOLS_TRACE_DISABLED": "true"}
 
         if (ROOT / "chalicelib" / "sandbox" / "__main__.py").exists():
-            print("starting the tax sandbox …", flush=True)
+            steps.begin(f"starting the tax sandbox (sta + nuonuo) on {sandbox_url}")
             sandbox = self.spawn(
                 "sandbox",
                 [
@@ -215,8 +246,9 @@ class Stack:
                 run_env,
             )
             _wait_http(f"{sandbox_url}/admin/health", sandbox, "sandbox")
+            steps.done()
 
-        print("starting the API (chalice local) …", flush=True)
+        steps.begin(f"starting the API (chalice local) on http://127.0.0.1:{a.api_port}")
         chalice = str(Path(sys.executable).parent / "chalice")
         api = self.spawn(
             "api",
@@ -224,10 +256,12 @@ class Stack:
             run_env,
         )
         _wait_http(f"http://127.0.0.1:{a.api_port}/health", api, "api")
+        steps.done()
 
-        print("starting the worker and the scheduler …", flush=True)
+        steps.begin("starting the worker and the scheduler")
         self.spawn("worker", [sys.executable, "-m", "infra.worker_runner"], run_env)
         self.spawn("scheduler", [sys.executable, "-m", "infra.scheduler"], run_env)
+        steps.done("started")
         self.summary(aws_url, sandbox_url, seeded)
 
     def summary(self, aws_url: str, sandbox_url: str, seeded: dict[str, Any]) -> None:
@@ -250,14 +284,14 @@ einvoice is running locally (stage 'local'):
   worker         app:worker × {concurrency_from_env()} (timeout {timeout_from_env():g} s), long-polling
                  {self.env["ISSUE_QUEUE_URL"]}   log: {logs}/worker.log
   scheduler      every @app.schedule handler on {rates}   log: {logs}/scheduler.log
-  stores         {", ".join(seeded["stores"])}
+  stores         {_stores_lines(seeded["store_files"])}
   CLI            .venv/bin/einvoice stores list     (reads {logs}/stack.json)
 
 API, worker and scheduler are restarted if they die; if the embedded AWS or the sandbox dies, its data
 is gone and the stack stops.
 
 A signed sample webhook (Standard Webhooks, valid for 5 minutes; `einvoice webhook sample {seeded["sample_store"]}`
-prints a fresh one):
+prints a fresh one, `--platform wechatpay` … one of the store's other platforms; see README.md):
 
 {sample}
 

@@ -208,3 +208,258 @@ def test_dlq_list_and_redrive(stack: Any, aws: Any, capsys: pytest.CaptureFixtur
     code, out, err = run(["dlq", "redrive"], capsys)
     assert code == 1 and "redriven 1" in out and "kept (not an issue message)" in err
     assert _messages(aws, stack.env["ISSUE_QUEUE_URL"]) == [{"order_key": key, "kind": "paid"}]
+
+
+# --- webhook sample: every platform of every example store -------------------------------------------
+def _parsed_curl(text: str) -> tuple[str, dict[str, str], bytes]:
+    """(url, headers, body) of the curl command ``webhook sample`` prints."""
+    from infra.webhook_samples import parse_curl
+
+    url, request = parse_curl(text)
+    return url, request.headers, request.body
+
+
+def _example_pairs() -> list[tuple[str, str]]:
+    from infra.seed import load_store_files
+
+    return [(store.store_id, platform) for store in load_store_files() for platform in store.webhook_secrets]
+
+
+EXAMPLE_PAIRS = _example_pairs()
+
+
+def test_the_examples_cover_every_platform() -> None:
+    from chalicelib.webhooks import PLATFORMS
+
+    assert {platform for _, platform in EXAMPLE_PAIRS} == set(PLATFORMS)
+
+
+@pytest.mark.parametrize(("store_id", "platform"), EXAMPLE_PAIRS)
+def test_webhook_sample_is_signed_as_the_platform_signs_it(
+    stack: Any, aws: Any, capsys: pytest.CaptureFixture[str], store_id: str, platform: str
+) -> None:
+    """What `einvoice webhook sample STORE --platform P` prints passes the gateway's own verifier."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from chalicelib.webhooks import platform as webhook_platform
+    from infra.seed import example_secrets, seed
+
+    seed(aws, stack.env)
+    code, out, err = run(["webhook", "sample", store_id, "--platform", platform, "--order-id", "S-1001"], capsys)
+    assert code == 0, err
+    url, headers, body = _parsed_curl(out)
+    assert url == f"http://127.0.0.1:8000/webhooks/{platform}/{store_id}"
+    secret = example_secrets()[f"einvoice/{store_id}/webhook/{platform}"]
+    event = webhook_platform(platform).verify(body, headers, secret, datetime.now(UTC))
+    assert (event.order_id, event.amount) == ("S-1001", Decimal("88.00"))
+
+
+def test_webhook_sample_names_what_the_store_accepts(stack: Any, aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from infra.seed import seed
+
+    seed(aws, stack.env)
+    code, _, err = run(["webhook", "sample", "demo-shanghai", "--platform", "shopify"], capsys)
+    assert code == 1 and "accepts standard, wechatpay, alipay" in err
+    code, out, _ = run(["webhook", "sample", "demo-hangzhou"], capsys)  # no --platform: Standard Webhooks
+    assert code == 0 and "/webhooks/standard/demo-hangzhou" in out
+    code, out, _ = run(["webhook", "sample", "demo-shanghai", "--platform", "all"], capsys)
+    assert code == 0
+    assert [_parsed_curl(c)[0].rsplit("/", 2)[1] for c in out.strip().split("\n\n")] == [
+        "standard",
+        "wechatpay",
+        "alipay",
+    ]
+    assert run(["webhook", "sample", "nope"], capsys)[0] == 1
+
+
+def test_webhook_sample_refuses_a_public_key_without_a_test_only_private_half(
+    stack: Any, aws: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real merchant's WeChat Pay secret holds WeChat's public key: no sample can be signed for it."""
+    from chalicelib.adapters.secrets import SecretStore
+    from infra.seed import seed
+    from tests.support import platform_events as pe
+
+    seed(aws, stack.env)
+    SecretStore().put("einvoice/demo-shanghai/webhook/wechatpay", json.dumps(pe.secret_values("wechatpay")))
+    try:
+        code, out, err = run(["webhook", "sample", "demo-shanghai", "--platform", "wechatpay"], capsys)
+    finally:
+        seed(aws, stack.env)  # the example secret back, for whoever reads it next in this moto
+    assert code == 1 and out == "" and "test-only" in err
+
+
+def test_the_test_only_keys_pair_with_the_example_public_keys() -> None:
+    from infra import webhook_samples as ws
+    from infra.seed import example_secrets, test_only_signing_keys
+
+    secrets, keys = example_secrets(), test_only_signing_keys()
+    assert set(keys) == ws.RSA_SIGNED
+    for platform in ws.RSA_SIGNED:
+        found = ws.signing_key_for(platform, secrets[f"einvoice/demo-shanghai/webhook/{platform}"], keys[platform])
+        assert found is not None, platform
+
+
+# --- rejected orders: listed with their first violation, corrected, issued ---------------------------
+def _post_standard(stack: Any, aws: Any, event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """POST a Standard Webhooks event to demo-shanghai through the app (the example stores and secrets)."""
+    from chalice.test import Client
+
+    import app as app_module
+    from infra.seed import seed
+    from tests.app.conftest import signed
+
+    secret = seed(aws, stack.env)["sample_secret"]
+    app_module._ingest.cache_clear()
+    body, headers = signed(event, secret=secret)
+    with Client(app_module.app, stage_name="local") as client:
+        r = client.http.post("/webhooks/standard/demo-shanghai", body=body, headers=headers)
+    app_module._ingest.cache_clear()
+    return r.status_code, r.json_body
+
+
+def _event(order_id: str, **data: Any) -> dict[str, Any]:
+    line = {"sku": "LATTE-L", "name": "拿铁咖啡（大杯）", "quantity": "1", "unit_price": "88.00", "total": "88.00"}
+    return {"type": "order.paid", "data": {"order_id": order_id, "amount": "88.00", "lines": [line], **data}}
+
+
+BAD_BUYER = {"title": "某公司", "tax_id": "12345", "type": "company"}
+GOOD_TAX_ID = "91350100M000100Y43"
+
+
+def test_orders_list_by_status_finds_rejected_orders_behind_newer_ones_with_their_first_violation(
+    stack: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chalicelib.adapters.ledger import Ledger
+
+    ledger = Ledger(stack.env["LEDGER_TABLE"])
+    rejected = order_key("s1", "standard", "old-rejected")
+    violations = [
+        {"field": "buyer.tax_id", "code": "tax_id_format", "message": "格式错误", "message_en": "bad tax id"},
+        {"field": "buyer.name", "code": "name_too_long", "message": "太长", "message_en": "too long"},
+    ]
+    ledger.create_order(
+        rejected, "s1", kind="paid", status="rejected", payload={"event": {}}, outbox=False, violations=violations
+    )
+    for i in range(3):  # newer orders than the rejected one
+        ledger.create_order(
+            order_key("s1", "standard", f"new-{i}"), "s1", kind="paid", status="held", payload={}, outbox=False
+        )
+
+    code, out, _ = run(["orders", "list", "s1", "--status", "rejected", "--limit", "2"], capsys)
+    assert code == 0
+    [row] = [line for line in out.splitlines() if rejected in line]
+    assert "buyer.tax_id: tax_id_format — bad tax id (+1 more)" in row
+    assert "new-0" not in out
+    assert run(["orders", "list", "s1", "--status", "nonsense"], capsys)[0] == 2
+
+
+def test_orders_fix_corrects_a_rejected_buyer_and_the_order_goes_to_the_queue(
+    stack: Any, aws: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chalicelib.adapters.ledger import Ledger
+
+    status, body = _post_standard(stack, aws, _event("FIX-1", buyer=BAD_BUYER))
+    key = order_key("demo-shanghai", "standard", "FIX-1")
+    assert status == 422 and body["order_key"] == key
+    ledger = Ledger(stack.env["LEDGER_TABLE"])
+    before = ledger.get_order(key)
+
+    # still invalid: the violations are shown, nothing changes
+    code, out, err = run(["orders", "fix", key, "--buyer-tax-id", "ABC"], capsys)
+    assert code == 1 and "still invalid" in err and "buyer.tax_id: tax_id_format" in err
+    assert ledger.get_order(key) == before
+
+    code, out, err = run(
+        [
+            "orders",
+            "fix",
+            key,
+            "--buyer-title",
+            "上海示例科技有限公司",
+            "--buyer-tax-id",
+            GOOD_TAX_ID,
+            "--by",
+            "ops-lin",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert "queued for issuing" in out and "buyer.tax_id, buyer.title" in out and GOOD_TAX_ID not in out
+    after = ledger.get_order(key)
+    assert after.status == "queued" and after.violations is None
+    assert after.payload["order"]["buyer"]["tax_id"] == GOOD_TAX_ID  # what the worker issues
+    assert after.fields["fixed_by"] == "ops-lin" and after.fields["fixed_at"]
+    assert json.loads(after.fields["fixed_changes"])["buyer.tax_id"] == {"from": "12345", "to": GOOD_TAX_ID}
+    assert json.loads(after.fields["fixed_violations"]) == before.violations
+    assert _messages(aws, stack.env["ISSUE_QUEUE_URL"]) == [{"order_key": key, "kind": "paid"}]
+
+    code, _, err = run(["orders", "fix", key, "--buyer-title", "x"], capsys)  # corrected once
+    assert code == 1 and "only a rejected order" in err
+
+
+def test_orders_fix_from_a_file_corrects_content_that_could_not_be_used(
+    stack: Any, aws: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chalicelib.adapters.ledger import Ledger
+
+    status, body = _post_standard(stack, aws, _event("FIX-2", amount="-88.00"))
+    key = order_key("demo-shanghai", "standard", "FIX-2")
+    assert status == 422 and body["errors"][0]["code"] == "event_amount_invalid"
+
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({"order_id": "other", "amount": "88.00"}))
+    code, _, err = run(["orders", "fix", key, "--from-file", str(wrong)], capsys)
+    assert code == 2 and "part of the order key" in err
+
+    incomplete = tmp_path / "incomplete.json"
+    incomplete.write_text(json.dumps({"currency": "CNY"}))  # the amount is still missing
+    code, _, err = run(["orders", "fix", key, "--from-file", str(incomplete)], capsys)
+    assert code == 1 and "amount: event_field_missing" in err
+
+    corrected = tmp_path / "corrected.json"
+    line = {"sku": "LATTE-L", "name": "拿铁咖啡（大杯）", "quantity": "2", "unit_price": "44.00", "total": "88.00"}
+    corrected.write_text(json.dumps({"amount": "88.00", "lines": [line]}, ensure_ascii=False))
+    code, out, err = run(["orders", "fix", key, "--from-file", str(corrected)], capsys)
+    assert code == 0 and "changed: amount, lines" in out, err
+    record = Ledger(stack.env["LEDGER_TABLE"]).get_order(key)
+    assert record.status == "queued" and record.payload["order"]["total"] == "88.00"
+    assert json.loads(record.fields["fixed_changes"])["amount"] == {"from": None, "to": "88.00"}
+
+
+def test_orders_fix_holds_an_order_outside_the_pilot_and_refuses_one_keyed_by_its_event(
+    stack: Any, aws: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chalicelib.adapters.ledger import Ledger
+    from chalicelib.adapters.stores import StoreRegistry
+
+    _post_standard(stack, aws, _event("FIX-3", buyer=BAD_BUYER))
+    registry = StoreRegistry(stack.env["STORES_TABLE"])
+    registry.put(registry.get("demo-shanghai").model_copy(update={"pilot_percentage": 0}))
+    key = order_key("demo-shanghai", "standard", "FIX-3")
+    code, out, err = run(["orders", "fix", key, "--buyer-tax-id", GOOD_TAX_ID], capsys)
+    assert code == 0 and "held" in out, err
+    assert Ledger(stack.env["LEDGER_TABLE"]).get_order(key).status == "held"
+    assert _messages(aws, stack.env["ISSUE_QUEUE_URL"]) == []
+
+    event = _event("ignored")
+    del event["data"]["order_id"]
+    status, body = _post_standard(stack, aws, event)
+    assert status == 422 and ":event%3A" in body["order_key"]
+    code, _, err = run(["orders", "fix", body["order_key"], "--from-file", "/dev/null"], capsys)
+    assert code == 2  # an empty file is no JSON object
+    code, _, err = run(["orders", "fix", body["order_key"]], capsys)
+    assert code == 1 and "order id could not be read" in err
+
+
+def test_orders_fix_has_help() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "infra.cli", "orders", "fix", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--from-file" in result.stdout and "--buyer-tax-id" in result.stdout

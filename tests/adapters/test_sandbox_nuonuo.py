@@ -275,3 +275,20 @@ def test_red_invoice_through_request_billing_new(sandbox: SandboxHandle, nn: Nuo
     )
     assert nn.ok("requestBillingNew", red)["invoiceSerialNum"]
     assert code_of(nn.call("requestBillingNew", dict(red, order=dict(red["order"], orderNo="RED2")))) == "E9103"
+
+
+def test_count_by_the_gateways_order_key_finds_its_invoice(sandbox: SandboxHandle, nn: NuonuoClient) -> None:
+    """Nuonuo's orderNo is the gateway's serial, not the shop's order id: ``order_key=`` maps to it."""
+    from urllib.parse import quote
+
+    from chalicelib.domain.order_state import order_key, serial_for
+
+    key = order_key("demo-hangzhou", "shopify", "1001")
+    issued(sandbox, nn, serial_for(key))  # what the worker sends as orderNo
+
+    count = admin(sandbox.url, "GET", f"/admin/invoices/count?order_key={quote(key)}")
+    assert count == {"order_no": "", "order_key": key, "serial": serial_for(key), "count": 1}
+    other = order_key("demo-hangzhou", "woocommerce", "1001")  # the same order id on another platform
+    assert admin(sandbox.url, "GET", f"/admin/invoices/count?order_key={quote(other)}")["count"] == 0
+    listed = admin(sandbox.url, "GET", f"/admin/invoices?order_key={quote(key)}")["invoices"]
+    assert [i["order_no"] for i in listed] == [serial_for(key)]

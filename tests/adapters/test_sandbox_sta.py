@@ -389,3 +389,19 @@ def test_tax_codes_are_served(sta: StaClient) -> None:
     assert data["total"] == len(codes)
     assert codes["3070401000000000000"]["spmc"] == "餐饮服务" and "0.06" in codes["3070401000000000000"]["sl"]
     assert codes["3070402000000000000"]["spmc"] == "住宿服务"
+
+
+def test_count_by_the_gateways_order_key_or_by_the_shops_order_id(sandbox: SandboxHandle, sta: StaClient) -> None:
+    """STA carries both: the serial (``fpqqlsh``, from the order key) and the shop's order id (``ddh``)."""
+    from urllib.parse import quote
+
+    from chalicelib.domain.order_state import order_key, serial_for
+
+    key = order_key("demo-shanghai", "standard", "A-1")
+    issued_blue(sandbox, sta, serial_for(key), ddh="A-1")
+
+    by_key = admin(sandbox.url, "GET", f"/admin/invoices/count?order_key={quote(key)}")
+    assert (by_key["count"], by_key["serial"]) == (1, serial_for(key))
+    assert admin(sandbox.url, "GET", "/admin/invoices/count?order_no=A-1")["count"] == 1
+    other = order_key("demo-shanghai", "wechatpay", "A-1")
+    assert admin(sandbox.url, "GET", f"/admin/invoices/count?order_key={quote(other)}")["count"] == 0

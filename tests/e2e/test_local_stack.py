@@ -112,3 +112,42 @@ def test_a_webhook_ends_as_one_issued_invoice_from_the_sandbox(local_stack: Any)
     assert re.fullmatch(r"\d{20}", shown["issue"]["invoice_number"]), shown["issue"]
     status, body = http("GET", f"{local_stack.sandbox}/admin/invoices/count?order_no={order_id}")
     assert status == 200 and json.loads(body)["count"] == 1
+
+
+def _cli(local_stack: Any, *args: str) -> str:
+    """What `einvoice ARGS` prints against the running stack (found through its stack.json)."""
+    import os
+    import sys
+
+    env = {**os.environ, "EINVOICE_STATE_DIR": str(local_stack.state_dir)}
+    for var in ("STORES_TABLE", "LEDGER_TABLE", "AWS_ENDPOINT_URL"):
+        env.pop(var, None)
+    argv = [sys.executable, "-m", "infra.cli", *args]
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
+
+
+def _run_curl(curl: str) -> tuple[str, str]:
+    """(HTTP status, answer) of a printed curl command run by bash."""
+    argv = ["bash", "-c", curl.strip() + " -w '\\n%{http_code}'"]
+    body, code = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.rsplit("\n", 1)
+    return code, body
+
+
+def test_a_sample_of_every_platform_of_every_example_store_is_accepted(local_stack: Any) -> None:
+    """`einvoice webhook sample STORE --platform all` prints one signed request for each platform the store
+    accepts; each gets a 2xx from the running API (the example stores together: all eight platforms; WeChat
+    Pay / Alipay signed with the test-only keys of examples/secrets.local.json, seeded by `make run`)."""
+    from chalicelib.webhooks import PLATFORMS
+    from infra.seed import load_store_files
+
+    answers: dict[str, tuple[str, str]] = {}
+    for store in load_store_files():
+        printed = _cli(local_stack, "webhook", "sample", store.store_id, "--platform", "all", "--api", local_stack.api)
+        samples = printed.strip().split("\n\n")
+        assert len(samples) == len(store.webhook_secrets), printed
+        for sample in samples:
+            platform = re.search(r"/webhooks/(\w+)/", sample).group(1)  # type: ignore[union-attr]
+            answers[f"{store.store_id}/{platform}"] = _run_curl(sample)
+    assert {key.split("/")[1] for key in answers} == set(PLATFORMS)
+    refused = {key: answer for key, answer in answers.items() if not answer[0].startswith("2")}
+    assert not refused, refused

@@ -1,10 +1,12 @@
 """Genuine, signed webhook deliveries for all eight platforms, built the way each platform builds them.
 
 Every builder returns ``(body, headers)``: the exact bytes to POST to ``/webhooks/<platform>/<store_id>``
-and the headers the platform sends with them (lower-case names). Signing follows the unit tests in
+and the headers the platform sends with them (lower-case names). The event documents are those of
+``infra/webhook_samples.py`` (what ``einvoice webhook sample`` prints). Signing follows the unit tests in
 ``tests/unit/webhooks/``: the platform's own client library where those tests use one (``standardwebhooks``,
-``stripe``'s signer, python-alipay-sdk), the documented algorithm with the stdlib / ``cryptography``
-otherwise (Shopify, WooCommerce, 抖店, 有赞, WeChat Pay).
+``stripe``'s signer, python-alipay-sdk), the documented algorithm otherwise — ``infra/webhook_samples.py``'s
+signers (Shopify, WooCommerce, 抖店, 有赞, WeChat Pay), which ``tests/app/test_platform_routes.py`` checks
+against each platform's library.
 
 - :func:`paid` / :func:`refunded` — a new delivery (fresh event id) each call; POSTing the same pair
   again is a re-delivery.
@@ -23,10 +25,7 @@ from __future__ import annotations
 
 import base64
 import copy
-import hashlib
-import hmac
 import json
-import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -37,17 +36,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from infra import webhook_samples as ws
+
 ROOT = Path(__file__).resolve().parents[2]
-PLATFORMS: tuple[str, ...] = (
-    "standard",
-    "wechatpay",
-    "alipay",
-    "douyin",
-    "youzan",
-    "shopify",
-    "stripe",
-    "woocommerce",
-)
+PLATFORMS: tuple[str, ...] = ws.PLATFORMS
 #: platforms whose success answer is the gateway's own ``202 {"order_key", "status": "queued"}``
 GATEWAY_REPLY = frozenset({"standard", "shopify", "stripe", "woocommerce"})
 
@@ -72,6 +64,7 @@ ALIPAY_APP_ID = "2021000199990042"
 @dataclass(frozen=True)
 class _RsaKeys:
     wechat_platform: Any  # WeChat Pay's platform private key: signs notifications
+    wechat_private_pem: str  # the same, PEM (PKCS#8)
     wechat_cert_pem: str  # its certificate, as downloaded from WeChat Pay
     alipay: Any  # Alipay's private key: signs notifies
     alipay_public_b64: str  # the "支付宝公钥" as the console shows it
@@ -114,6 +107,9 @@ def _keys() -> _RsaKeys:
     )
     return _RsaKeys(
         wechat_platform=wechat,
+        wechat_private_pem=wechat.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode(),
         wechat_cert_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
         alipay=ali,
         alipay_public_b64="".join(public_pem.strip().splitlines()[1:-1]),
@@ -198,31 +194,27 @@ def _fen(amount: str | Decimal) -> int:
     return int(_yuan(amount) * 100)
 
 
-def _json(doc: Any) -> bytes:
-    return json.dumps(doc, ensure_ascii=False).encode()
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _china(at: datetime) -> str:
-    return at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S")
+def _sale(order_id: str, amount: Decimal) -> ws.Sale:
+    return ws.Sale(order_id, amount, SKU, "拿铁咖啡（大杯）")
 
 
-def _hmac_b64(secret: str, body: bytes) -> str:
-    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+def _sent(request: ws.SignedRequest) -> tuple[bytes, dict[str, str]]:
+    return request.body, request.headers
 
 
-def _md5_hex(*parts: bytes) -> str:
-    return hashlib.md5(b"".join(parts), usedforsecurity=False).hexdigest()
+def _wechat_key() -> ws.SigningKeys:
+    return ws.SigningKeys(_keys().wechat_private_pem, WECHAT_SERIAL)
 
 
 # --- Standard Webhooks: signed with the ``standardwebhooks`` reference library --------------------
 def _standard(doc: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
     from standardwebhooks import Webhook
 
-    body = _json(doc)
+    body = json.dumps(doc, ensure_ascii=False).encode()
     msg_id = f"msg_{uuid.uuid4().hex}"
     at = _now().replace(microsecond=0)
     signature = Webhook(STANDARD_SECRET).sign(msg_id, at, body.decode())
@@ -235,13 +227,7 @@ def _standard(doc: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
 
 
 def _standard_paid(order_id: str, amount: Decimal) -> tuple[bytes, dict[str, str]]:
-    line = {"sku": SKU, "name": "拿铁咖啡（大杯）", "quantity": "1", "unit_price": str(amount), "total": str(amount)}
-    doc = {
-        "type": "order.paid",
-        "timestamp": _now().isoformat(),
-        "data": {"order_id": order_id, "amount": str(amount), "currency": "CNY", "lines": [line]},
-    }
-    return _standard(doc)
+    return _standard(ws.standard_paid_doc(_sale(order_id, amount)))
 
 
 def _standard_refunded(order_id: str, amount: Decimal, refund_id: str) -> tuple[bytes, dict[str, str]]:
@@ -268,33 +254,8 @@ def _stripe(doc: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
     return body, {"content-type": "application/json; charset=utf-8", "stripe-signature": header}
 
 
-def _stripe_event(event_type: str, obj: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {
-        "id": f"evt_{uuid.uuid4().hex[:24]}",
-        "object": "event",
-        "api_version": "2024-06-20",
-        "created": int(time.time()),
-        "livemode": False,
-        "type": event_type,
-        "data": {"object": obj, **extra},
-    }
-
-
 def _stripe_paid(order_id: str, amount: Decimal) -> tuple[bytes, dict[str, str]]:
-    session = {
-        "id": f"cs_test_{uuid.uuid4().hex[:16]}",
-        "object": "checkout.session",
-        "amount_subtotal": _fen(amount),
-        "amount_total": _fen(amount),
-        "currency": "cny",
-        "customer_details": None,
-        "metadata": {"order_id": order_id},
-        "mode": "payment",
-        "payment_intent": f"pi_{uuid.uuid4().hex[:16]}",
-        "payment_status": "paid",
-        "status": "complete",
-    }
-    return _stripe(_stripe_event("checkout.session.completed", session))
+    return _stripe(ws.stripe_paid_doc(_sale(order_id, amount)))
 
 
 def _stripe_refunded(order_id: str, amount: Decimal, refund_id: str) -> tuple[bytes, dict[str, str]]:
@@ -327,48 +288,12 @@ def _stripe_refunded(order_id: str, amount: Decimal, refund_id: str) -> tuple[by
         },
         "status": "succeeded",
     }
-    return _stripe(_stripe_event("charge.refunded", charge, previous_attributes={"amount_refunded": 0}))
+    return _stripe(ws.stripe_event("charge.refunded", charge, previous_attributes={"amount_refunded": 0}))
 
 
-# --- Shopify: base64 HMAC-SHA256(app secret, raw body) ----------------------------------------------
-def _shopify(doc: dict[str, Any], topic: str) -> tuple[bytes, dict[str, str]]:
-    body = _json(doc)
-    return body, {
-        "content-type": "application/json",
-        "x-shopify-hmac-sha256": _hmac_b64(SHOPIFY_SECRET, body),
-        "x-shopify-topic": topic,
-        "x-shopify-shop-domain": "platform-events.myshopify.com",
-        "x-shopify-api-version": "2025-10",
-        "x-shopify-webhook-id": str(uuid.uuid4()),
-        "x-shopify-event-id": str(uuid.uuid4()),
-        "x-shopify-triggered-at": _now().isoformat().replace("+00:00", "Z"),
-    }
-
-
+# --- Shopify, WooCommerce, 抖店, 有赞, WeChat Pay: the documented algorithms (infra/webhook_samples.py) ------
 def _shopify_paid(order_id: str, amount: Decimal) -> tuple[bytes, dict[str, str]]:
-    order = {
-        "id": order_id,
-        "currency": "CNY",
-        "financial_status": "paid",
-        "taxes_included": True,
-        "total_price": str(amount),
-        "processed_at": _now().isoformat(),
-        "note_attributes": [],
-        "line_items": [
-            {
-                "id": 14400000000001,
-                "sku": SKU,
-                "title": "拿铁咖啡（大杯）",
-                "quantity": 1,
-                "price": str(amount),
-                "total_discount": "0.00",
-                "discount_allocations": [],
-                "tax_lines": [],
-            }
-        ],
-        "shipping_lines": [],
-    }
-    return _shopify(order, "orders/paid")
+    return _sent(ws.paid("shopify", _sale(order_id, amount), secret_values("shopify")))
 
 
 def _shopify_refunded(order_id: str, amount: Decimal, refund_id: str) -> tuple[bytes, dict[str, str]]:
@@ -391,149 +316,38 @@ def _shopify_refunded(order_id: str, amount: Decimal, refund_id: str) -> tuple[b
         ],
         "order_adjustments": [],
     }
-    return _shopify(refund, "refunds/create")
-
-
-# --- WooCommerce: base64 HMAC-SHA256(webhook secret, raw body) -------------------------------------
-def _woocommerce(doc: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
-    body = json.dumps(doc).encode()  # wp_json_encode escapes non-ASCII: sign exactly those bytes
-    return body, {
-        "content-type": "application/json",
-        "x-wc-webhook-source": "https://shop.example.cn/",
-        "x-wc-webhook-topic": "order.updated",
-        "x-wc-webhook-resource": "order",
-        "x-wc-webhook-event": "updated",
-        "x-wc-webhook-signature": _hmac_b64(WOO_SECRET, body),
-        "x-wc-webhook-id": "12",
-        "x-wc-webhook-delivery-id": uuid.uuid4().hex,
-    }
-
-
-def _woo_order(order_id: str, amount: Decimal, status: str) -> dict[str, Any]:
-    paid_at = _now().replace(tzinfo=None, microsecond=0).isoformat()
-    return {
-        "id": order_id,
-        "status": status,
-        "currency": "CNY",
-        "prices_include_tax": True,
-        "total": str(amount),
-        "total_tax": "0.00",
-        "date_paid": paid_at,
-        "date_paid_gmt": paid_at,
-        "date_modified_gmt": paid_at,
-        "billing": {},
-        "meta_data": [],
-        "line_items": [
-            {
-                "id": 315,
-                "name": "拿铁咖啡（大杯）",
-                "quantity": 1,
-                "subtotal": str(amount),
-                "subtotal_tax": "0.00",
-                "total": str(amount),
-                "total_tax": "0.00",
-                "sku": SKU,
-            }
-        ],
-        "shipping_lines": [],
-        "fee_lines": [],
-        "refunds": [],
-    }
+    return _sent(ws.sign_shopify(refund, "refunds/create", SHOPIFY_SECRET))
 
 
 def _woocommerce_paid(order_id: str, amount: Decimal) -> tuple[bytes, dict[str, str]]:
-    return _woocommerce(_woo_order(order_id, amount, "processing"))
+    return _sent(ws.paid("woocommerce", _sale(order_id, amount), secret_values("woocommerce")))
 
 
 def _woocommerce_refunded(order_id: str, amount: Decimal, refund_id: str) -> tuple[bytes, dict[str, str]]:
-    order = _woo_order(order_id, amount, "refunded")
+    order = ws.woocommerce_order_doc(_sale(order_id, amount), "refunded")
     order["refunds"] = [{"id": int(refund_id), "reason": "整单退款", "total": f"-{amount}"}]
-    return _woocommerce(order)
-
-
-# --- 抖店: event-sign = md5(app_key + body + app_secret) -------------------------------------------
-def _douyin(messages: list[dict[str, Any]]) -> tuple[bytes, dict[str, str]]:
-    body = json.dumps(messages, separators=(",", ":")).encode()
-    return body, {
-        "content-type": "application/json",
-        "app-id": DOUYIN_APP_KEY,
-        "event-sign": _md5_hex(DOUYIN_APP_KEY.encode(), body, DOUYIN_APP_SECRET.encode()),
-    }
+    return _sent(ws.sign_woocommerce(order, WOO_SECRET))
 
 
 def _douyin_paid(order_id: str, amount: Decimal) -> tuple[bytes, dict[str, str]]:
-    ts = int(time.time())
-    data = {
-        "p_id": order_id,
-        "s_ids": [order_id],
-        "shop_id": 77977,
-        "order_status": 2,
-        "pay_type": 1,
-        "pay_time": ts,
-        "pay_amount": _fen(amount),
-        "biz": 2,
-    }
-    return _douyin([{"tag": "101", "msg_id": f"{uuid.uuid4().int % 10**19}:101:{ts}", "data": json.dumps(data)}])
+    return _sent(ws.paid("douyin", _sale(order_id, amount), secret_values("douyin")))
 
 
 def _douyin_refunded(order_id: str, amount: Decimal, refund_id: str) -> tuple[bytes, dict[str, str]]:
-    ts = int(time.time())
     data = {
         "aftersale_id": refund_id,
         "aftersale_status": 12,
         "p_id": order_id,
         "s_id": order_id,
         "refund_amount": _fen(amount),
-        "shop_id": 77977,
-        "success_time": ts,
+        "shop_id": ws.DOUYIN_SHOP_ID,
+        "success_time": int(time.time()),
     }
-    return _douyin([{"tag": "206", "msg_id": f"{uuid.uuid4().int % 10**19}:206:{ts}", "data": json.dumps(data)}])
-
-
-# --- 有赞: Event-Sign = md5(client_id + body + client_secret) ----------------------------------------
-def _youzan(event_type: str, order_id: str, msg: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
-    msg_json = json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
-    encoded = quote(msg_json, safe="")
-    envelope = {
-        "client_id": YOUZAN_CLIENT_ID,
-        "id": order_id,
-        "kdt_id": 56232,
-        "mode": 1,
-        "msg_id": str(uuid.uuid4()),
-        "status": "SUCCESS",
-        "test": False,
-        "type": event_type,
-        "version": int(time.time()),
-        "msg": encoded,
-        "sign": _md5_hex(YOUZAN_CLIENT_ID.encode(), encoded.encode(), YOUZAN_CLIENT_SECRET.encode()),
-    }
-    body = _json(envelope)
-    return body, {
-        "content-type": "application/json",
-        "event-sign": _md5_hex(YOUZAN_CLIENT_ID.encode(), body, YOUZAN_CLIENT_SECRET.encode()),
-        "event-type": event_type,
-        "client-id": YOUZAN_CLIENT_ID,
-    }
+    return _sent(ws.sign_douyin([ws.douyin_message("206", data)], DOUYIN_APP_KEY, DOUYIN_APP_SECRET))
 
 
 def _youzan_paid(order_id: str, amount: Decimal) -> tuple[bytes, dict[str, str]]:
-    msg = {
-        "full_order_info": {
-            "order_info": {"tid": order_id, "status": "WAIT_SELLER_SEND_GOODS", "pay_time": _china(_now())},
-            "pay_info": {"payment": str(amount), "total_fee": str(amount), "post_fee": "0.00"},
-            "orders": [
-                {
-                    "title": "拿铁咖啡（大杯）",
-                    "num": 1,
-                    "price": str(amount),
-                    "total_fee": str(amount),
-                    "payment": str(amount),
-                    "outer_sku_id": SKU,
-                }
-            ],
-        }
-    }
-    return _youzan("trade_TradePaid", order_id, msg)
+    return _sent(ws.paid("youzan", _sale(order_id, amount), secret_values("youzan")))
 
 
 def _youzan_refunded(order_id: str, amount: Decimal, refund_id: str) -> tuple[bytes, dict[str, str]]:
@@ -542,66 +356,21 @@ def _youzan_refunded(order_id: str, amount: Decimal, refund_id: str) -> tuple[by
         "refund_id": refund_id,
         "refund_type": "REFUND_ONLY",
         "refunded_fee": str(amount),
-        "update_time": _china(_now()),
+        "update_time": ws.china(_now()),
     }
-    return _youzan("trade_refund_RefundSuccess", order_id, msg)
-
-
-# --- WeChat Pay APIv3: RSA-SHA256 over "ts\nnonce\nbody\n", resource under AES-256-GCM ---------------
-def _wechatpay(
-    event_type: str, summary: str, plain: dict[str, Any], original_type: str
-) -> tuple[bytes, dict[str, str]]:
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    nonce = os.urandom(6).hex()  # WeChat uses 12 printable characters
-    ciphertext = AESGCM(WECHAT_APIV3_KEY.encode()).encrypt(
-        nonce.encode(), json.dumps(plain, ensure_ascii=False).encode(), original_type.encode()
+    return _sent(
+        ws.sign_youzan(
+            "trade_refund_RefundSuccess",
+            order_id,
+            msg,
+            client_id=YOUZAN_CLIENT_ID,
+            client_secret=YOUZAN_CLIENT_SECRET,
+        )
     )
-    envelope = {
-        "id": f"EV-{uuid.uuid4().hex}",
-        "create_time": _now().astimezone(CHINA).isoformat(timespec="seconds"),
-        "resource_type": "encrypt-resource",
-        "event_type": event_type,
-        "summary": summary,
-        "resource": {
-            "original_type": original_type,
-            "algorithm": "AEAD_AES_256_GCM",
-            "ciphertext": base64.b64encode(ciphertext).decode(),
-            "associated_data": original_type,
-            "nonce": nonce,
-        },
-    }
-    body = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
-    timestamp = str(int(time.time()))
-    header_nonce = uuid.uuid4().hex[:16]
-    message = f"{timestamp}\n{header_nonce}\n".encode() + body + b"\n"
-    signature = _keys().wechat_platform.sign(message, padding.PKCS1v15(), hashes.SHA256())
-    return body, {
-        "content-type": "application/json",
-        "wechatpay-timestamp": timestamp,
-        "wechatpay-nonce": header_nonce,
-        "wechatpay-serial": WECHAT_SERIAL,
-        "wechatpay-signature": base64.b64encode(signature).decode(),
-        "wechatpay-signature-type": "WECHATPAY2-SHA256-RSA2048",
-    }
 
 
 def _wechatpay_paid(order_id: str, amount: Decimal) -> tuple[bytes, dict[str, str]]:
-    plain = {
-        "mchid": "1900000109",
-        "appid": "wxdace645e0bc2cXXX",
-        "out_trade_no": order_id,
-        "transaction_id": f"42000022{uuid.uuid4().int % 10**20:020d}",
-        "trade_type": "JSAPI",
-        "trade_state": "SUCCESS",
-        "trade_state_desc": "支付成功",
-        "success_time": _now().astimezone(CHINA).isoformat(timespec="seconds"),
-        "payer": {"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"},
-        "amount": {"total": _fen(amount), "payer_total": _fen(amount), "currency": "CNY", "payer_currency": "CNY"},
-    }
-    return _wechatpay("TRANSACTION.SUCCESS", "支付成功", plain, "transaction")
+    return _sent(ws.paid("wechatpay", _sale(order_id, amount), secret_values("wechatpay"), _wechat_key()))
 
 
 def _wechatpay_refunded(order_id: str, amount: Decimal, refund_id: str) -> tuple[bytes, dict[str, str]]:
@@ -620,7 +389,9 @@ def _wechatpay_refunded(order_id: str, amount: Decimal, refund_id: str) -> tuple
             "payer_refund": _fen(amount),
         },
     }
-    return _wechatpay("REFUND.SUCCESS", "退款成功", plain, "refund")
+    return _sent(
+        ws.sign_wechatpay("REFUND.SUCCESS", "退款成功", plain, "refund", apiv3_key=WECHAT_APIV3_KEY, key=_wechat_key())
+    )
 
 
 # --- Alipay: form POST signed RSA2 by python-alipay-sdk's signer ------------------------------------
@@ -631,37 +402,13 @@ def _alipay(params: dict[str, str]) -> tuple[bytes, dict[str, str]]:
     return body, {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
 
 
-def _alipay_common(order_id: str, amount: Decimal, status: str) -> dict[str, str]:
-    now = _now()
-    return {
-        "notify_time": _china(now),
-        "notify_type": "trade_status_sync",
-        "notify_id": f"{now.strftime('%Y%m%d')}00222{uuid.uuid4().int % 10**24:024d}",
-        "charset": "utf-8",
-        "version": "1.0",
-        "app_id": ALIPAY_APP_ID,
-        "auth_app_id": ALIPAY_APP_ID,
-        "trade_no": f"{now.strftime('%Y%m%d')}2200{uuid.uuid4().int % 10**16:016d}",
-        "out_trade_no": order_id,
-        "trade_status": status,
-        "total_amount": str(amount),
-        "receipt_amount": str(amount),
-        "buyer_pay_amount": str(amount),
-        "subject": "拿铁咖啡（大杯）",
-        "gmt_create": _china(now - timedelta(seconds=30)),
-        "gmt_payment": _china(now - timedelta(seconds=20)),
-        "seller_id": "2088102177649450",
-        "buyer_id": "2088102177846875",
-    }
-
-
 def _alipay_paid(order_id: str, amount: Decimal) -> tuple[bytes, dict[str, str]]:
-    return _alipay(_alipay_common(order_id, amount, "TRADE_SUCCESS"))
+    return _alipay(ws.alipay_paid_doc(_sale(order_id, amount), ALIPAY_APP_ID))
 
 
 def _alipay_refunded(order_id: str, amount: Decimal, refund_id: str) -> tuple[bytes, dict[str, str]]:
-    params = _alipay_common(order_id, amount, "TRADE_SUCCESS")
-    params.update({"refund_fee": str(amount), "out_biz_no": refund_id, "gmt_refund": _china(_now()) + ".318"})
+    params = ws.alipay_paid_doc(_sale(order_id, amount), ALIPAY_APP_ID)
+    params.update({"refund_fee": str(amount), "out_biz_no": refund_id, "gmt_refund": ws.china(_now()) + ".318"})
     return _alipay(params)
 
 
