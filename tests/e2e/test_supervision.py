@@ -27,6 +27,7 @@ from tests.support.processes import ROOT, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 WAIT = 90.0
+LONG_POLL_SECONDS = 5  # the worker runner's default --wait
 
 
 @dataclass
@@ -123,6 +124,10 @@ def test_a_killed_worker_is_restarted_and_an_order_posted_after_the_kill_is_issu
     assert supervised.pids()["worker"] != worker
     assert not (containers & group(worker)), "the killed worker's containers were left running"
 
+    # A long poll the killed runner had open (5 s) is still waiting inside the embedded AWS and would
+    # take a message posted now — as SQS would hand it to a consumer that just died; it would then come
+    # back only after the visibility timeout. Post once those polls are over.
+    time.sleep(LONG_POLL_SECONDS + 1)
     key = _post_sample(supervised)
 
     def settled() -> dict[str, Any] | None:
