@@ -108,18 +108,6 @@ def cmd_stores_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_orders_list(args: argparse.Namespace) -> int:
-    from chalicelib.adapters.ledger import Ledger
-
-    records = Ledger(_need("LEDGER_TABLE")).orders_of_store(args.store_id, limit=args.limit)
-    if args.status:
-        records = [r for r in records if r.status == args.status]
-    print(f"{'CREATED':<28} {'STATUS':<12} {'KIND':<9} ORDER KEY")
-    for r in records:
-        print(f"{r.created_at:<28} {r.status:<12} {r.kind:<9} {r.order_key}")
-    return 0
-
-
 def cmd_orders_show(args: argparse.Namespace) -> int:
     from chalicelib.adapters.ledger import Ledger
     from chalicelib.domain.order_state import parse_order_key
@@ -279,7 +267,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("store_id")
     p.add_argument("--status", help="only this status (queued, held, rejected, issued, failed …)")
     p.add_argument("--limit", type=int, default=50)
-    p.set_defaults(func=cmd_orders_list)
     p = orders.add_parser("show", help="one order record: status, violations, the invoice order as queued")
     p.add_argument(
         "order_key", help="store_id:platform:order_id (refunds: store_id:platform:order_id:refund:refund_id)"

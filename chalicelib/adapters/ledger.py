@@ -39,6 +39,7 @@ from typing import Any
 
 from chalicelib.adapters import aws
 from chalicelib.adapters.dynamo import Update, conditional
+from chalicelib.config import SWEEP_GRACE_SECONDS
 from chalicelib.domain.order_state import (
     FENCED,
     LEASED,
@@ -137,7 +138,7 @@ class Ledger:
         payload: dict[str, Any],
         outbox: bool,
         violations: list[dict[str, str]] | None = None,
-        grace_seconds: float = 120.0,
+        grace_seconds: float = SWEEP_GRACE_SECONDS,
     ) -> OrderRecord | None:
         """Put the order record if absent (or if only a rejected attempt exists).
 

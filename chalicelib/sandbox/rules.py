@@ -4,8 +4,8 @@ Both protocol front ends parse their wire payload into one neutral ``Draft`` (re
 value as a ``Violation`` on the way; both live in :mod:`chalicelib.sandbox.draft`, re-exported here)
 and call ``validate``. A violation names the wire field, a *category* the STA front end maps to its
 error code (FIELD → E1001, AMOUNT → E1002, TAXCODE → E1003, LIMIT → E1004, RED → E1005) and the Nuonuo
-code to use on that front end. This module owns the stateless rules, the tax id checks and the tax
-code table; ledger-dependent rules (credit line, red forms, Σ red ≤ blue) live in ``state`` and
+code to use on that front end. This module owns the stateless rules and the tax code table (the tax id checks are in
+``tax_ids``); ledger-dependent rules (credit line, red forms, Σ red ≤ blue) live in ``state`` and
 ``red_forms``. It deliberately shares no code with ``chalicelib.domain``: the sandbox is a second,
 independent reading of the same rules.
 """
@@ -19,7 +19,6 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import StrEnum
 from pathlib import Path
 
 from chalicelib.sandbox.draft import (
@@ -36,6 +35,14 @@ from chalicelib.sandbox.draft import (
     decimals_of,
     parse_decimal,
     text,
+)
+from chalicelib.sandbox.tax_ids import (  # re-exported: importers use chalicelib.sandbox.rules
+    TAX_ID_LENGTHS,
+    USCC_ALPHABET,
+    USCC_WEIGHTS,
+    ChecksumPolicy,
+    check_tax_id,
+    uscc_valid,
 )
 
 __all__ = [
@@ -71,9 +78,6 @@ __all__ = [
 ]
 
 RATES = frozenset(Decimal(r) for r in ("0.13", "0.09", "0.06", "0.05", "0.03", "0.015", "0.01", "0"))
-USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
-TAX_ID_LENGTHS = (15, 17, 18, 20)
 MAX_LINES = 2000
 LINE_TAX_TOLERANCE = Decimal("0.06")
 PRICE_TOLERANCE = Decimal("0.01")
@@ -84,15 +88,8 @@ CENT = Decimal("0.01")
 MONEY_LIMIT = Decimal(10) ** 16
 #: Zero-rate flag codes (STA ``lslbs``, Nuonuo ``zeroRateFlag``): 1 免税, 2 不征税, 3 普通零税率.
 ZERO_RATE_FLAGS = ("1", "2", "3")
-_TAX_ID_RE = re.compile(r"[0-9A-Z]+")  # fullmatch: "$" would let a trailing newline through
-_USCC_REGION_RE = re.compile(r"[0-9]{6}")  # positions 3-8 of a credit code: the region code
 _CODE_RE = re.compile(r"^\d{19}$")
 _SHORT_NAME_RE = re.compile(r"^\*([^*]+)\*(.*)$")
-
-
-class ChecksumPolicy(StrEnum):
-    REJECT = "reject"
-    WARN = "warn"
 
 
 @dataclass(frozen=True)
@@ -144,51 +141,6 @@ class TaxCodeTable:
 
     def all(self) -> list[TaxCode]:
         return sorted(self._codes.values(), key=lambda c: c.code)
-
-
-# --- tax ids ---------------------------------------------------------------------------------------
-
-
-def uscc_valid(code: str) -> bool:
-    if len(code) != 18 or any(ch not in USCC_ALPHABET for ch in code):
-        return False
-    total = sum(USCC_ALPHABET.index(ch) * w for ch, w in zip(code[:17], USCC_WEIGHTS, strict=True))
-    return USCC_ALPHABET[(31 - total % 31) % 31] == code[17]
-
-
-def check_tax_id(
-    out: Outcome, value: str, fld: str, *, checksum: ChecksumPolicy | None, what: str = "纳税人识别号"
-) -> None:
-    """Format (15/17/18/20, digits + upper case); for 18 characters the USCC checksum per ``checksum``.
-
-    Whitespace anywhere, a wrong length, other characters and, for 18 characters, a letter outside the
-    GB 32100 alphabet or a non-digit in the region code (positions 3-8) are always format errors;
-    only the check character follows ``checksum``, and ``checksum=None`` skips it (the seller's own
-    id, as on the real sandbox).
-    """
-    if any(ch.isspace() for ch in value):
-        out.add(FIELD, fld, f"{fld} {what}不能包含空格或其他空白字符", "E9307")
-        return
-    if len(value) not in TAX_ID_LENGTHS:
-        out.add(FIELD, fld, f"{fld} {what}长度必须为15、17、18或20位", "E9306")
-        return
-    if not _TAX_ID_RE.fullmatch(value):
-        out.add(FIELD, fld, f"{fld} {what}只能包含数字和大写字母", "E9307")
-        return
-    if len(value) == 18:
-        outside = "、".join(sorted({ch for ch in value if ch not in USCC_ALPHABET}))
-        if outside:
-            out.add(FIELD, fld, f"{fld} 统一社会信用代码不能包含字母{outside}（不在GB 32100-2015字符集中）", "E9307")
-            return
-        if not _USCC_REGION_RE.fullmatch(value[2:8]):
-            out.add(FIELD, fld, f"{fld} 统一社会信用代码第3至8位（行政区划码）必须为数字", "E9307")
-            return
-    if len(value) == 18 and checksum is not None and not uscc_valid(value):
-        msg = f"{fld} 统一社会信用代码校验位不正确"
-        if checksum is ChecksumPolicy.REJECT:
-            out.add(FIELD, fld, msg, "E9306")
-        else:
-            out.warnings.append(msg)
 
 
 # --- the rules ---------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
+from chalicelib.config import SWEEP_GRACE_SECONDS
 from chalicelib.domain.errors import AuthTaxError, EInvoiceError, PermanentTaxError, TaxError
 from chalicelib.domain.order_state import OrderEvent, OrderStatus, target
 from chalicelib.domain.retry import RetrySchedule
@@ -24,8 +25,8 @@ from chalicelib.taxapi.base import InvoiceResult, InvoiceStatus
 if TYPE_CHECKING:
     from chalicelib.services.issue import Attempt
 
-#: The sweeper looks at a record this long after its next step should have happened.
-GRACE_SECONDS = 120
+#: The sweeper looks at a record this long after its next step should have happened (one setting, in config).
+GRACE_SECONDS = SWEEP_GRACE_SECONDS
 
 
 def _short(text: str, limit: int = 300) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from chalicelib.adapters.ledger import NUMBERS, iso
+from chalicelib.config import SWEEP_GRACE_SECONDS
 from chalicelib.domain.order_state import (
     FENCED,
     LEASED,
@@ -88,7 +89,7 @@ class FakeLedger:
         payload: dict[str, Any],
         outbox: bool,
         violations: list[dict[str, str]] | None = None,
-        grace_seconds: float = 120.0,
+        grace_seconds: float = SWEEP_GRACE_SECONDS,
     ) -> OrderRecord | None:
         self.calls.append("create_order")
         with self._lock:
