@@ -1,23 +1,29 @@
 """`einvoice`: the operator's command line (stores, secrets, tax codes, sample webhooks).
 
-Which AWS resources it talks to, first match wins:
+The commands are Typer commands on the one application of ``infra/cli_app.py``; this module holds the
+``stores``, ``secrets``, ``taxcodes`` and ``webhook`` groups, the resolution of resources, and
+:func:`main` (the ``einvoice`` script). Which AWS resources a command talks to, first match wins:
 1. the environment (``STORES_TABLE``, ``CONFIG_BUCKET`` … as the functions see them);
 2. ``--stack NAME``: a deployed CloudFormation stack, its resources looked up by logical id;
 3. ``.local/stack.json``, written by ``make run``: the local stack (embedded AWS).
-Secret values are read from standard input and never echoed.
+Secret values are read from standard input and never echoed. Exit codes: 0 done, 1 not found or done
+with failures, 2 refused (bad input).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
+import typer
 from pydantic import ValidationError
+
+from infra.cli_app import group, print_table, table
+from infra.webhook_samples import PLATFORMS as SAMPLE_PLATFORMS
 
 if TYPE_CHECKING:
     from chalicelib.domain.models import Store
@@ -64,112 +70,102 @@ def _need(var: str) -> str:
     return value
 
 
-# --- commands ------------------------------------------------------------------------------------
-def cmd_stores_put(args: argparse.Namespace) -> int:
+# --- stores --------------------------------------------------------------------------------------
+stores = group("stores", "the store registry")
+
+
+@stores.command("put")
+def stores_put(file: Annotated[Path, typer.Argument(help="store JSON (see examples/stores/)")]) -> None:
+    """Create or replace a store from a JSON file."""
     from chalicelib.adapters.stores import StoreRegistry
     from chalicelib.domain.models import Store
 
     try:
-        store = Store.model_validate_json(Path(args.file).read_bytes())
+        store = Store.model_validate_json(file.read_bytes())
     except ValidationError as exc:
-        print(f"{args.file} is not a valid store:", file=sys.stderr)
-        for err in exc.errors():
-            print(f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}", file=sys.stderr)
-        return 2
+        typer.echo(f"{file} is not a valid store:", err=True)
+        for error in exc.errors():
+            typer.echo(f"  {'.'.join(str(p) for p in error['loc'])}: {error['msg']}", err=True)
+        raise typer.Exit(2) from None
     StoreRegistry(_need("STORES_TABLE")).put(store)
-    print(f"stored {store.store_id} ({store.name})")
-    return 0
+    typer.echo(f"stored {store.store_id} ({store.name})")
 
 
-def cmd_stores_list(args: argparse.Namespace) -> int:
+@stores.command("list")
+def stores_list(json_: Annotated[bool, typer.Option("--json", help="full JSON instead of a table")] = False) -> None:
+    """List every store."""
     from chalicelib.adapters.stores import StoreRegistry
 
-    stores = StoreRegistry(_need("STORES_TABLE")).list()
-    if args.json:
-        print(json.dumps([s.model_dump(mode="json") for s in stores], ensure_ascii=False, indent=2))
-        return 0
-    print(f"{'STORE':<24} {'MERCHANT':<16} {'PROVIDER':<8} {'PILOT':>5}  NAME")
-    for s in stores:
-        merchant = s.merchant or "-"
-        print(f"{s.store_id:<24} {merchant:<16} {s.provider.provider.value:<8} {s.pilot_percentage:>4}%  {s.name}")
-    return 0
+    found = StoreRegistry(_need("STORES_TABLE")).list()
+    if json_:
+        typer.echo(json.dumps([s.model_dump(mode="json") for s in found], ensure_ascii=False, indent=2))
+        return
+    grid = table("STORE", "MERCHANT", "PROVIDER", "PILOT", "NAME", right=("PILOT",))
+    for s in found:
+        grid.add_row(s.store_id, s.merchant or "-", s.provider.provider.value, f"{s.pilot_percentage}%", s.name)
+    print_table(grid)
 
 
-def cmd_stores_show(args: argparse.Namespace) -> int:
+@stores.command("show")
+def stores_show(store_id: Annotated[str, typer.Argument(help="the store's id")]) -> None:
+    """Show one store as JSON (secret names only, never values)."""
     from chalicelib.adapters.stores import StoreRegistry
     from chalicelib.domain.errors import UnknownStore
 
     try:
-        store = StoreRegistry(_need("STORES_TABLE")).get(args.store_id)
+        store = StoreRegistry(_need("STORES_TABLE")).get(store_id)
     except UnknownStore:
-        print(f"no store {args.store_id!r}", file=sys.stderr)
-        return 1
-    print(json.dumps(store.model_dump(mode="json"), ensure_ascii=False, indent=2))
-    return 0
+        typer.echo(f"no store {store_id!r}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(store.model_dump(mode="json"), ensure_ascii=False, indent=2))
 
 
-def cmd_orders_show(args: argparse.Namespace) -> int:
-    from chalicelib.adapters.ledger import Ledger
-    from chalicelib.domain.order_state import parse_order_key
-
-    ledger = Ledger(_need("LEDGER_TABLE"))
-    record = ledger.get_order(args.order_key)  # looked up as given: records of the old key format too
-    if record is None:
-        try:
-            parse_order_key(args.order_key)
-            hint = ""
-        except ValueError:
-            hint = " (an order key is store_id:platform:order_id)"
-        print(f"no order {args.order_key!r}{hint}", file=sys.stderr)
-        return 1
-    shown = {
-        "order_key": record.order_key,
-        "store_id": record.store_id,
-        "status": record.status,
-        "kind": record.kind,
-        "created_at": record.created_at,
-        "waiting_for_queue": record.outbox_pending,
-        "violations": record.violations,
-        "issue": {k: v for k, v in ledger.issue_fields(args.order_key).items() if k != "claim_id"},
-        "payload": record.payload,
-    }
-    print(json.dumps(shown, ensure_ascii=False, indent=2))
-    return 0
+# --- secrets -------------------------------------------------------------------------------------
+secrets = group("secrets", "Secrets Manager values")
 
 
-def cmd_secrets_put(args: argparse.Namespace) -> int:
+@secrets.command("put")
+def secrets_put(name: Annotated[str, typer.Argument(help="secret name, starting with einvoice/")]) -> None:
+    """Create or update a secret; the value is read from standard input (never echoed)."""
     from chalicelib.adapters.secrets import SecretStore
     from chalicelib.domain.models import SECRET_NAME_RE
 
-    if not SECRET_NAME_RE.match(args.name):
-        print("a secret name must start with 'einvoice/' (letters, digits, /_+=.@-)", file=sys.stderr)
-        return 2
+    if not SECRET_NAME_RE.match(name):
+        typer.echo("a secret name must start with 'einvoice/' (letters, digits, /_+=.@-)", err=True)
+        raise typer.Exit(2)
     value = sys.stdin.read().strip()
     if not value:
-        print("no value on standard input", file=sys.stderr)
-        return 2
-    outcome = SecretStore().put(args.name, value)
-    print(f"{outcome} {args.name} ({len(value)} characters; the value is not shown)")
-    return 0
+        typer.echo("no value on standard input", err=True)
+        raise typer.Exit(2)
+    outcome = SecretStore().put(name, value)
+    typer.echo(f"{outcome} {name} ({len(value)} characters; the value is not shown)")
 
 
-def cmd_taxcodes_import(args: argparse.Namespace) -> int:
+# --- taxcodes ------------------------------------------------------------------------------------
+taxcodes = group("taxcodes", "the tax classification table")
+
+
+@taxcodes.command("import")
+def taxcodes_import(
+    file: Annotated[Path, typer.Argument(help="JSON table (see chalicelib/domain/data/taxcodes.json)")],
+) -> None:
+    """Validate a table file and make it current (no redeploy)."""
     import boto3
 
     from chalicelib.domain.taxcodes import TaxCodeTable
     from infra.seed import TAXCODES_KEY
 
-    raw = Path(args.file).read_bytes()
+    raw = file.read_bytes()
     try:
-        table = TaxCodeTable.from_json(raw)
+        codes = TaxCodeTable.from_json(raw)
     except ValueError as exc:
-        print(f"{args.file} is not a valid tax code table: {exc}", file=sys.stderr)
-        return 2
+        typer.echo(f"{file} is not a valid tax code table: {exc}", err=True)
+        raise typer.Exit(2) from None
     boto3.client("s3").put_object(Bucket=_need("CONFIG_BUCKET"), Key=TAXCODES_KEY, Body=raw)
-    print(f"imported {len(table)} tax codes (version {table.version}); the functions read it within a minute")
-    return 0
+    typer.echo(f"imported {len(codes)} tax codes (version {codes.version}); the functions read it within a minute")
 
 
+# --- webhook samples -----------------------------------------------------------------------------
 SAMPLE_BUYER = {"title": "上海示例科技有限公司", "tax_id": "91350100M000100Y43", "email": "buyer@example.com"}
 
 
@@ -188,36 +184,62 @@ def _sample_order_id() -> str:
     return f"DEMO-{uuid.uuid4().hex[:8].upper()}"
 
 
-def cmd_webhook_sample(args: argparse.Namespace) -> int:
+webhook = group("webhook", "webhook helpers")
+
+
+def _sample_platform(value: str | None) -> str | None:
+    if value is not None and value not in (*SAMPLE_PLATFORMS, "all"):
+        raise typer.BadParameter(f"{value!r} is none of {', '.join(SAMPLE_PLATFORMS)}, all")
+    return value
+
+
+@webhook.command("sample")
+def webhook_sample(
+    store_id: Annotated[str, typer.Argument(help="the store whose secret signs it")],
+    platform: Annotated[
+        str | None,
+        typer.Option(
+            callback=_sample_platform,
+            help=f"which of the store's platforms signs it: {', '.join(SAMPLE_PLATFORMS)} (default: standard if "
+            "the store accepts it); all: one sample for each platform the store accepts",
+        ),
+    ] = None,
+    api: Annotated[
+        str | None, typer.Option(help="API base URL (default: PUBLIC_BASE_URL or http://127.0.0.1:8000)")
+    ] = None,
+    amount: Annotated[str, typer.Option(help="the order's amount")] = "88.00",
+    order_id: Annotated[str | None, typer.Option(help="the shop's order id (default: a fresh DEMO-…)")] = None,
+) -> None:
+    """Print a freshly signed sample paid-order webhook as curl."""
     from chalicelib.adapters.stores import StoreRegistry
     from chalicelib.domain.errors import UnknownStore
-    from infra import webhook_samples as ws
 
     try:
-        store = StoreRegistry(_need("STORES_TABLE")).get(args.store_id)
+        store = StoreRegistry(_need("STORES_TABLE")).get(store_id)
     except UnknownStore:
-        print(f"no store {args.store_id!r}", file=sys.stderr)
-        return 1
-    accepted = [p for p in ws.PLATFORMS if p in store.webhook_secrets]
-    if args.platform == "all":
+        typer.echo(f"no store {store_id!r}", err=True)
+        raise typer.Exit(1) from None
+    accepted = [p for p in SAMPLE_PLATFORMS if p in store.webhook_secrets]
+    if platform == "all":
         platforms = accepted
     else:
-        platforms = [args.platform or ("standard" if "standard" in accepted else next(iter(accepted), ""))]
+        platforms = [platform or ("standard" if "standard" in accepted else next(iter(accepted), ""))]
     if not set(platforms) <= set(accepted) or not platforms:
-        print(
+        typer.echo(
             f"store {store.store_id} accepts {', '.join(accepted) or 'no platform'}, not {platforms[0]!r}"
             " (webhook_secrets of its store file)",
-            file=sys.stderr,
+            err=True,
         )
-        return 1
-    api = args.api or os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
-    samples = [_sample_of(store, platform, args, api) for platform in platforms]
+        raise typer.Exit(1)
+    base = api or os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
+    samples = [_sample_of(store, p, base, order_id=order_id, amount=amount) for p in platforms]
     if any(samples):
-        print("\n\n".join(s for s in samples if s))
-    return 0 if all(samples) else 1
+        typer.echo("\n\n".join(s for s in samples if s))
+    if not all(samples):
+        raise typer.Exit(1)
 
 
-def _sample_of(store: Store, platform: str, args: argparse.Namespace, api: str) -> str:
+def _sample_of(store: Store, platform: str, api: str, *, order_id: str | None, amount: str) -> str:
     """The curl command of one platform's sample for ``store`` ("" and a message when it cannot be signed)."""
     from chalicelib.adapters.secrets import SecretStore
     from infra import webhook_samples as ws
@@ -228,88 +250,35 @@ def _sample_of(store: Store, platform: str, args: argparse.Namespace, api: str) 
     if platform in ws.RSA_SIGNED:
         key = ws.signing_key_for(platform, secret, test_only_signing_keys().get(platform, []))
         if key is None:
-            print(
+            typer.echo(
                 f"{platform} signs with its own private key, and the store's secret "
                 f"{store.webhook_secrets[platform]} holds a public key that none of the test-only keys in "
                 "examples/secrets.local.json pairs with: samples are for the local stack's example keys only",
-                file=sys.stderr,
+                err=True,
             )
             return ""
     sku = next(iter(store.catalogue), None)
     name = (store.catalogue[sku].name or sku) if sku else (store.default_item.name or store.default_item.short_name)
     buyer = SAMPLE_BUYER if platform == "standard" else None
-    sale = ws.Sale.of(args.order_id or _sample_order_id(), args.amount, sku=sku, name=name, buyer=buyer)
+    sale = ws.Sale.of(order_id or _sample_order_id(), amount, sku=sku, name=name, buyer=buyer)
     return ws.curl(f"{api}/webhooks/{platform}/{store.store_id}", ws.paid(platform, sale, secret, key))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from infra.cli_orders import add_commands as add_order_commands
-
-    parser = argparse.ArgumentParser(prog="einvoice", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stack", help="a deployed CloudFormation stack name (default: env, then the local stack)")
-    sub = parser.add_subparsers(dest="group", required=True)
-
-    stores = sub.add_parser("stores", help="the store registry").add_subparsers(dest="command", required=True)
-    p = stores.add_parser("put", help="create or replace a store from a JSON file")
-    p.add_argument("file", help="store JSON (see examples/stores/)")
-    p.set_defaults(func=cmd_stores_put)
-    p = stores.add_parser("list", help="list every store")
-    p.add_argument("--json", action="store_true", help="full JSON instead of a table")
-    p.set_defaults(func=cmd_stores_list)
-    p = stores.add_parser("show", help="show one store as JSON (secret names only, never values)")
-    p.add_argument("store_id")
-    p.set_defaults(func=cmd_stores_show)
-
-    orders = sub.add_parser("orders", help="the ledger: what was queued, held, rejected, issued").add_subparsers(
-        dest="command", required=True
-    )
-    p = orders.add_parser("list", help="a store's recent orders, newest first")
-    p.add_argument("store_id")
-    p.add_argument("--status", help="only this status (queued, held, rejected, issued, failed …)")
-    p.add_argument("--limit", type=int, default=50)
-    p = orders.add_parser("show", help="one order record: status, violations, the invoice order as queued")
-    p.add_argument(
-        "order_key", help="store_id:platform:order_id (refunds: store_id:platform:order_id:refund:refund_id)"
-    )
-    p.set_defaults(func=cmd_orders_show)
-    add_order_commands(orders, sub)
-
-    secrets = sub.add_parser("secrets", help="Secrets Manager values").add_subparsers(dest="command", required=True)
-    p = secrets.add_parser("put", help="create or update a secret; the value is read from standard input")
-    p.add_argument("name", help="secret name, starting with einvoice/")
-    p.set_defaults(func=cmd_secrets_put)
-
-    taxcodes = sub.add_parser("taxcodes", help="the tax classification table").add_subparsers(
-        dest="command", required=True
-    )
-    p = taxcodes.add_parser("import", help="validate a table file and make it current (no redeploy)")
-    p.add_argument("file", help="JSON table (see chalicelib/domain/data/taxcodes.json)")
-    p.set_defaults(func=cmd_taxcodes_import)
-
-    webhook = sub.add_parser("webhook", help="webhook helpers").add_subparsers(dest="command", required=True)
-    from infra.webhook_samples import PLATFORMS
-
-    p = webhook.add_parser("sample", help="print a freshly signed sample paid-order webhook as curl")
-    p.add_argument("store_id")
-    p.add_argument(
-        "--platform",
-        choices=(*PLATFORMS, "all"),
-        help="which of the store's platforms signs it (default: standard if the store accepts it); "
-        "all: one sample for each platform the store accepts",
-    )
-    p.add_argument("--api", help="API base URL (default: PUBLIC_BASE_URL or http://127.0.0.1:8000)")
-    p.add_argument("--amount", default="88.00")
-    p.add_argument("--order-id", help="the shop's order id (default: a fresh DEMO-…)")
-    p.set_defaults(func=cmd_webhook_sample)
-    return parser
-
-
+# --- the script ----------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    resolve_environment(args.stack)
-    result: int = args.func(args)
-    return result
+    """Run ``einvoice`` with ``argv`` (default: the process's arguments); the exit code."""
+    from infra.cli_app import application
+
+    try:
+        application()(args=argv, prog_name="einvoice")
+    except SystemExit as done:
+        if done.code is None or isinstance(done.code, int):
+            return done.code or 0
+        typer.echo(done.code, err=True)  # resolve_environment / _need: the reason as the message
+        return 1
+    return 0
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # `python -m infra.cli`: this module is infra.cli (its commands registered once)
+    sys.modules.setdefault("infra.cli", sys.modules[__name__])
     raise SystemExit(main())

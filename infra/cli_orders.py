@@ -1,11 +1,11 @@
-"""Operator commands on stuck and rejected orders: ``einvoice orders list|retry|fix`` and ``einvoice dlq
-list|redrive``.
+"""Operator commands on orders: ``einvoice orders list|show|fix|retry`` and ``einvoice dlq list|redrive``
+(Typer commands on the application of ``infra/cli_app.py``).
 
-``orders list`` (its parser is in ``infra/cli.py``; its handler here) shows a rejected order's first
-violation, and ``--status`` is filtered by the ledger, so a store's rejected orders are found however
-many newer orders it has. ``orders fix KEY`` corrects a rejected order (the buyer from the flags, or
-the corrected fields from ``--from-file``; the format is in ``chalicelib/services/rejections.py`` and
-docs/operator.md): it is validated again under the store's current settings and, when valid, issued.
+``orders list`` shows a rejected order's first violation, and ``--status`` is filtered by the ledger,
+so a store's rejected orders are found however many newer orders it has. ``orders fix KEY`` corrects a
+rejected order (the buyer from the flags, or the corrected fields from ``--from-file``; the format is in
+``chalicelib/services/rejections.py`` and docs/operator.md): it is validated again under the store's
+current settings and, when valid, issued.
 
 A retry is always safe: the record goes to ``ambiguous`` (``order_state.OPERATOR_RETRY``), so the next
 attempt queries the platform by the order's serial before it could send anything, and the serial
@@ -16,44 +16,208 @@ change, after checking on the *old* platform that it holds no invoice under the 
 
 from __future__ import annotations
 
-import argparse
 import getpass
 import json
 import os
-import sys
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
 
 from chalicelib.config import SWEEP_GRACE_SECONDS
-from chalicelib.domain.order_state import CLAIMABLE, OPERATOR_RETRYABLE, OrderEvent, OrderStatus, serial_for
+from chalicelib.domain.order_state import (
+    CLAIMABLE,
+    OPERATOR_RETRYABLE,
+    RED_CLAIMABLE,
+    RED_OPERATOR_RETRYABLE,
+    OrderEvent,
+    OrderStatus,
+    parse_order_key,
+    serial_for,
+)
+from infra.cli_app import group, print_table, table
 
 if TYPE_CHECKING:
+    from chalicelib.services.archive import TransitionRecorder
     from chalicelib.services.ports import OrderRecord
     from chalicelib.services.rejections import FixResult
 
 
 def _need(var: str) -> str:
-    import os
-
     value = os.environ.get(var, "")
     if not value:
-        print(f"{var} is not set: run `make run` (it writes .local/stack.json) or pass --stack", file=sys.stderr)
+        typer.echo(f"{var} is not set: run `make run` (it writes .local/stack.json) or pass --stack", err=True)
         raise SystemExit(2)
     return value
 
 
-def retry_order(order_key: str, *, repin: bool = False) -> tuple[int, str]:
-    """Ask for another attempt of one order: (exit code, what was done)."""
+orders = group("orders", "the ledger: what was queued, held, rejected, issued")
+dlq = group("dlq", "the issue queue's dead letters")
+
+ORDER_KEY_HELP = "store_id:platform:order_id (refunds: store_id:platform:order_id:refund:refund_id)"
+
+
+@orders.command("list")
+def orders_list(
+    store_id: Annotated[str, typer.Argument(help="the store's id")],
+    status: Annotated[
+        str | None, typer.Option(help="only this status (queued, held, rejected, issued, failed …)")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="at most this many orders")] = 50,
+) -> None:
+    """A store's recent orders, newest first (a rejected order with its first violation)."""
+    from chalicelib.adapters.ledger import Ledger
+
+    if status is not None and status not in {s.value for s in OrderStatus}:
+        typer.echo(f"no status {status!r}; one of {', '.join(s.value for s in OrderStatus)}", err=True)
+        raise typer.Exit(2)
+    records = Ledger(_need("LEDGER_TABLE")).orders_of_store(store_id, limit=limit, status=status)
+    grid = table("CREATED", "STATUS", "KIND", "ORDER KEY", "FIRST VIOLATION")
+    for r in records:
+        grid.add_row(r.created_at, r.status, r.kind, r.order_key, first_violation(r))
+    print_table(grid)
+
+
+@orders.command("show")
+def orders_show(order_key: Annotated[str, typer.Argument(help=ORDER_KEY_HELP)]) -> None:
+    """One order record: status, violations, the invoice order as queued (JSON)."""
+    from chalicelib.adapters.ledger import Ledger
+    from chalicelib.domain.order_state import parse_order_key
+
+    ledger = Ledger(_need("LEDGER_TABLE"))
+    record = ledger.get_order(order_key)  # looked up as given: records of the old key format too
+    if record is None:
+        try:
+            parse_order_key(order_key)
+            hint = ""
+        except ValueError:
+            hint = " (an order key is store_id:platform:order_id)"
+        typer.echo(f"no order {order_key!r}{hint}", err=True)
+        raise typer.Exit(1)
+    shown = {
+        "order_key": record.order_key,
+        "store_id": record.store_id,
+        "status": record.status,
+        "kind": record.kind,
+        "created_at": record.created_at,
+        "waiting_for_queue": record.outbox_pending,
+        "violations": record.violations,
+        "issue": {k: v for k, v in ledger.issue_fields(order_key).items() if k != "claim_id"},
+        "payload": record.payload,
+    }
+    typer.echo(json.dumps(shown, ensure_ascii=False, indent=2))
+
+
+def first_violation(record: OrderRecord, width: int = 90) -> str:
+    """A rejected record's first violation, one line: ``field: code — English message (+n more)``."""
+    violations = record.violations or []
+    if not violations:
+        return ""
+    v = violations[0]
+    text = f"{v.get('field', '?')}: {v.get('code', '?')} — {v.get('message_en', '')}"
+    more = f" (+{len(violations) - 1} more)" if len(violations) > 1 else ""
+    return (text[: width - 1] + "…" if len(text) > width else text) + more
+
+
+def fix_order(order_key: str, corrections: dict[str, Any], *, by: str) -> FixResult:
+    """Correct one rejected order against the configured stack (``chalicelib/services/rejections.py``)."""
+    from chalicelib.adapters.ledger import Ledger
+    from chalicelib.adapters.queue import IssueQueue
+    from chalicelib.adapters.stores import StoreRegistry
+    from chalicelib.adapters.taxcodes import TaxCodeSource
+    from chalicelib.services.rejections import FixRejected
+    from infra.cli_logs import operator_log
+
+    with operator_log(by) as recorder:  # the status change is archived as operator:<by>
+        use_case = FixRejected(
+            ledger=Ledger(_need("LEDGER_TABLE"), recorder=recorder),
+            stores=StoreRegistry(_need("STORES_TABLE")),
+            taxcodes=TaxCodeSource(_need("CONFIG_BUCKET")),
+            queue=IssueQueue(_need("ISSUE_QUEUE_URL")),
+        )
+        return use_case(order_key, corrections, by=by)
+
+
+def _corrections(buyer_title: str | None, buyer_tax_id: str | None, from_file: Path | None) -> dict[str, Any]:
+    """The corrections the flags or ``--from-file`` give (CorrectionError when unusable)."""
+    from chalicelib.services.rejections import CorrectionError
+
+    buyer = {k: v for k, v in (("title", buyer_title), ("tax_id", buyer_tax_id)) if v is not None}
+    if from_file is None:
+        return {"buyer": buyer} if buyer else {}
+    if buyer:
+        raise CorrectionError("give the buyer flags or --from-file, not both")
+    try:
+        doc = json.loads(from_file.read_bytes(), parse_float=Decimal)
+    except (OSError, ValueError) as exc:
+        raise CorrectionError(f"{from_file}: {exc}") from None
+    if not isinstance(doc, dict):
+        raise CorrectionError(f"{from_file}: the corrections are one JSON object")
+    return doc
+
+
+@orders.command(
+    "fix",
+    help="Correct a rejected order; valid under the store's current settings, it is issued.\n\n"
+    "The buyer from the flags, or any invoice-relevant field from --from-file (docs/operator.md#rejected-orders). "
+    "Without either, the order is checked again under the store's current settings. Still invalid: the "
+    "violations are shown, nothing changes.",
+)
+def orders_fix(
+    order_key: Annotated[str, typer.Argument(help=ORDER_KEY_HELP)],
+    buyer_title: Annotated[str | None, typer.Option(help="the buyer's invoice title (抬头)")] = None,
+    buyer_tax_id: Annotated[str | None, typer.Option(help="the buyer's tax id (纳税人识别号)")] = None,
+    from_file: Annotated[
+        Path | None, typer.Option(metavar="CORRECTED_JSON", help="the corrected fields as one JSON object")
+    ] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(help="who corrects it, recorded on the order (default: $EINVOICE_OPERATOR or the login)"),
+    ] = None,
+) -> None:
+    """Correct a rejected order (``chalicelib/services/rejections.py``)."""
+    from chalicelib.domain.errors import UnknownStore
+    from chalicelib.services.rejections import CorrectionError
+
+    who = by or os.environ.get("EINVOICE_OPERATOR") or getpass.getuser()
+    try:
+        result = fix_order(order_key, _corrections(buyer_title, buyer_tax_id, from_file), by=who)
+    except CorrectionError as exc:
+        typer.echo(f"unusable corrections: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except UnknownStore as exc:
+        typer.echo(exc.message, err=True)
+        raise typer.Exit(1) from None
+    if not result.ok:
+        typer.echo(result.message, err=True)
+        for v in result.violations:
+            typer.echo(f"  {v.field}: {v.code} — {v.message} / {v.message_en}", err=True)
+        raise typer.Exit(1)
+    changed = ", ".join(result.changes) or "nothing (checked again under the store's current settings)"
+    typer.echo(f"{result.message} (by {who}; changed: {changed})")
+
+
+def retry_order(order_key: str, *, repin: bool = False, by: str | None = None) -> tuple[int, str]:
+    """Ask for another attempt of one order: (exit code, what was done); archived as operator:<by>."""
+    from infra.cli_logs import operator_log, operator_name
+
+    with operator_log(operator_name(by)) as recorder:
+        return _retry_order(order_key, repin=repin, recorder=recorder)
+
+
+def _retry_order(order_key: str, *, repin: bool, recorder: TransitionRecorder | None) -> tuple[int, str]:
     from chalicelib.adapters.ledger import Ledger
     from chalicelib.adapters.queue import IssueQueue
 
-    ledger = Ledger(_need("LEDGER_TABLE"))
+    ledger = Ledger(_need("LEDGER_TABLE"), recorder=recorder)
     record = ledger.get_order(order_key)
     if record is None:
         return 1, f"no order {order_key!r}"
     status = record.status
+    if parse_order_key(order_key).is_refund:  # a refund record: the red flow's own retry event
+        return _retry_refund(ledger, order_key, status)
     if status in OPERATOR_RETRYABLE:
         fields: dict[str, str | int | None] = {
             "retries": 0,
@@ -84,7 +248,7 @@ def retry_order(order_key: str, *, repin: bool = False) -> tuple[int, str]:
         }.get(status, f"its status is {status.value}")
         return 1, f"nothing to retry for {order_key}: {reason}"
     if repin and status is not OrderStatus.BLOCKED:
-        print("note: --repin matters only for a blocked order; ignored otherwise", file=sys.stderr)
+        typer.echo("note: --repin matters only for a blocked order; ignored otherwise", err=True)
     IssueQueue(_need("ISSUE_QUEUE_URL")).send(order_key, record.kind)
     note = ""
     if status is OrderStatus.BLOCKED and not repin:
@@ -95,92 +259,44 @@ def retry_order(order_key: str, *, repin: bool = False) -> tuple[int, str]:
     )
 
 
-def cmd_orders_retry(args: argparse.Namespace) -> int:
-    code, message = retry_order(args.order_key, repin=args.repin)
-    print(message, file=sys.stderr if code else sys.stdout)
-    return code
-
-
-def first_violation(record: OrderRecord, width: int = 90) -> str:
-    """A rejected record's first violation, one line: ``field: code — English message (+n more)``."""
-    violations = record.violations or []
-    if not violations:
-        return ""
-    v = violations[0]
-    text = f"{v.get('field', '?')}: {v.get('code', '?')} — {v.get('message_en', '')}"
-    more = f" (+{len(violations) - 1} more)" if len(violations) > 1 else ""
-    return (text[: width - 1] + "…" if len(text) > width else text) + more
-
-
-def cmd_orders_list(args: argparse.Namespace) -> int:
-    from chalicelib.adapters.ledger import Ledger
-
-    if args.status is not None and args.status not in {s.value for s in OrderStatus}:
-        print(f"no status {args.status!r}; one of {', '.join(s.value for s in OrderStatus)}", file=sys.stderr)
-        return 2
-    records = Ledger(_need("LEDGER_TABLE")).orders_of_store(args.store_id, limit=args.limit, status=args.status)
-    print(f"{'CREATED':<28} {'STATUS':<12} {'KIND':<9} {'ORDER KEY':<40} FIRST VIOLATION")
-    for r in records:
-        print(f"{r.created_at:<28} {r.status:<12} {r.kind:<9} {r.order_key:<40} {first_violation(r)}".rstrip())
-    return 0
-
-
-def fix_order(order_key: str, corrections: dict[str, Any], *, by: str) -> FixResult:
-    """Correct one rejected order against the configured stack (``chalicelib/services/rejections.py``)."""
-    from chalicelib.adapters.ledger import Ledger
+def _retry_refund(ledger: Any, order_key: str, status: OrderStatus) -> tuple[int, str]:
+    """``red_operator_retry`` (restarts the hold, re-applies an expired form, queries first), then a
+    ``refunded`` message; a refund the red flow can still claim only needs the message."""
     from chalicelib.adapters.queue import IssueQueue
-    from chalicelib.adapters.stores import StoreRegistry
-    from chalicelib.adapters.taxcodes import TaxCodeSource
-    from chalicelib.services.rejections import FixRejected
 
-    use_case = FixRejected(
-        ledger=Ledger(_need("LEDGER_TABLE")),
-        stores=StoreRegistry(_need("STORES_TABLE")),
-        taxcodes=TaxCodeSource(_need("CONFIG_BUCKET")),
-        queue=IssueQueue(_need("ISSUE_QUEUE_URL")),
-    )
-    return use_case(order_key, corrections, by=by)
-
-
-def _corrections(args: argparse.Namespace) -> dict[str, Any]:
-    """The corrections the flags or ``--from-file`` give (CorrectionError when unusable)."""
-    from chalicelib.services.rejections import CorrectionError
-
-    buyer = {k: v for k, v in (("title", args.buyer_title), ("tax_id", args.buyer_tax_id)) if v is not None}
-    if args.from_file is None:
-        return {"buyer": buyer} if buyer else {}
-    if buyer:
-        raise CorrectionError("give the buyer flags or --from-file, not both")
-    try:
-        doc = json.loads(Path(args.from_file).read_bytes(), parse_float=Decimal)
-    except (OSError, ValueError) as exc:
-        raise CorrectionError(f"{args.from_file}: {exc}") from None
-    if not isinstance(doc, dict):
-        raise CorrectionError(f"{args.from_file}: the corrections are one JSON object")
-    return doc
+    if status in RED_OPERATOR_RETRYABLE:
+        now = time.time()
+        done = ledger.transition(
+            order_key,
+            OrderEvent.RED_OPERATOR_RETRY,
+            now=now,
+            due_at=now + SWEEP_GRACE_SECONDS,
+            fields={"retries": 0, "checks": 0, "operator_retry_at": str(int(now)), "last_error": "operator retry"},
+        )
+        if not done.ok:
+            now_status = done.before.status.value if done.before else "gone"
+            return 1, f"refund {order_key} changed meanwhile (now {now_status}); try again"
+    elif status not in RED_CLAIMABLE:
+        return 1, f"nothing to retry for refund {order_key}: its status is {status.value}"
+    IssueQueue(_need("ISSUE_QUEUE_URL")).send(order_key, "refunded")
+    return 0, f"refund {order_key} queued again from {status.value} (red_operator_retry; it queries first)"
 
 
-def cmd_orders_fix(args: argparse.Namespace) -> int:
-    from chalicelib.domain.errors import UnknownStore
-    from chalicelib.services.rejections import CorrectionError
-
-    by = args.by or os.environ.get("EINVOICE_OPERATOR") or getpass.getuser()
-    try:
-        result = fix_order(args.order_key, _corrections(args), by=by)
-    except CorrectionError as exc:
-        print(f"unusable corrections: {exc}", file=sys.stderr)
-        return 2
-    except UnknownStore as exc:
-        print(exc.message, file=sys.stderr)
-        return 1
-    if not result.ok:
-        print(result.message, file=sys.stderr)
-        for v in result.violations:
-            print(f"  {v.field}: {v.code} — {v.message} / {v.message_en}", file=sys.stderr)
-        return 1
-    changed = ", ".join(result.changes) or "nothing (checked again under the store's current settings)"
-    print(f"{result.message} (by {by}; changed: {changed})")
-    return 0
+@orders.command("retry")
+def orders_retry(
+    order_key: Annotated[str, typer.Argument(help=ORDER_KEY_HELP)],
+    repin: Annotated[
+        bool,
+        typer.Option(
+            help="blocked orders only: forget the old tax configuration (check the old platform has no invoice first)"
+        ),
+    ] = False,
+) -> None:
+    """Another attempt for a failed, blocked or stuck order (always queries first)."""
+    code, message = retry_order(order_key, repin=repin)
+    typer.echo(message, err=bool(code))
+    if code:
+        raise typer.Exit(code)
 
 
 def _dead_letters(sqs: Any, url: str, *, hold_seconds: int) -> list[dict[str, Any]]:
@@ -195,16 +311,19 @@ def _dead_letters(sqs: Any, url: str, *, hold_seconds: int) -> list[dict[str, An
         messages.extend(batch)
 
 
-def cmd_dlq_list(args: argparse.Namespace) -> int:
+@dlq.command("list")
+def dlq_list() -> None:
+    """What is in the dead-letter queue (left in place)."""
     from chalicelib.adapters import aws
 
     url = _need("ISSUE_DLQ_URL")
     sqs = aws.client("sqs")
     messages = _dead_letters(sqs, url, hold_seconds=30)
-    print(f"{'SENT':<20} {'RECEIVES':>8}  BODY")
+    grid = table("SENT", "RECEIVES", "BODY", right=("RECEIVES",))
     for m in messages:
         sent = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(int(m["Attributes"].get("SentTimestamp", "0")) / 1000))
-        print(f"{sent:<20} {m['Attributes'].get('ApproximateReceiveCount', '?'):>8}  {m['Body'][:200]}")
+        grid.add_row(sent, m["Attributes"].get("ApproximateReceiveCount", "?"), m["Body"][:200])
+    print_table(grid)
     if messages:  # only looked at: visible again at once
         sqs.change_message_visibility_batch(
             QueueUrl=url,
@@ -213,13 +332,17 @@ def cmd_dlq_list(args: argparse.Namespace) -> int:
                 for i, m in enumerate(messages)
             ],
         )
-    print(f"{len(messages)} message(s) in the dead-letter queue")
-    return 0
+    typer.echo(f"{len(messages)} message(s) in the dead-letter queue")
 
 
-def cmd_dlq_redrive(args: argparse.Namespace) -> int:
-    """Every dead letter back to work: order messages through ``retry_order`` (counters reset, query
-    first), check messages as one order message per entry; a malformed body stays where it is."""
+@dlq.command(
+    "redrive",
+    help="Put every dead letter back to work (orders retried, query first).\n\n"
+    "Order messages go through the retry (counters reset, query first), check messages as one order message "
+    "per entry; a message that is no issue message stays in the dead-letter queue (exit code 1).",
+)
+def dlq_redrive() -> None:
+    """Every dead letter back to work; a malformed body stays where it is."""
     from chalicelib.adapters import aws
 
     url = _need("ISSUE_DLQ_URL")
@@ -230,45 +353,14 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
             body = json.loads(m["Body"])
             keys = [e["order_key"] for e in body["check"]] if "check" in body else [body["order_key"]]
         except (ValueError, KeyError, TypeError):
-            print(f"kept (not an issue message): {m['Body'][:120]}", file=sys.stderr)
+            typer.echo(f"kept (not an issue message): {m['Body'][:120]}", err=True)
             kept += 1
             continue
         for key in keys:
             code, message = retry_order(str(key))
-            print(message, file=sys.stderr if code else sys.stdout)
+            typer.echo(message, err=bool(code))
         sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
         moved += 1
-    print(f"redriven {moved} message(s); {kept} kept in the dead-letter queue")
-    return 0 if kept == 0 else 1
-
-
-def add_commands(orders: Any, sub: Any) -> None:
-    """Register ``orders retry|fix`` (and ``orders list``'s handler) on the orders group and the ``dlq``
-    group on the top level."""
-    orders.choices["list"].set_defaults(func=cmd_orders_list)  # first violation; --status by the ledger
-    p = orders.add_parser(
-        "fix",
-        help="correct a rejected order; valid under the store's current settings, it is issued",
-        description="Correct a rejected order: the buyer from the flags, or any invoice-relevant field "
-        "from --from-file (docs/operator.md#rejected-orders). Without either, the order is checked again "
-        "under the store's current settings. Still invalid: the violations are shown, nothing changes.",
-    )
-    p.add_argument("order_key")
-    p.add_argument("--buyer-title", help="the buyer's invoice title (抬头)")
-    p.add_argument("--buyer-tax-id", help="the buyer's tax id (纳税人识别号)")
-    p.add_argument("--from-file", metavar="CORRECTED_JSON", help="the corrected fields as one JSON object")
-    p.add_argument("--by", help="who corrects it, recorded on the order (default: $EINVOICE_OPERATOR or the login)")
-    p.set_defaults(func=cmd_orders_fix)
-    p = orders.add_parser("retry", help="another attempt for a failed, blocked or stuck order (always queries first)")
-    p.add_argument("order_key")
-    p.add_argument(
-        "--repin",
-        action="store_true",
-        help="blocked orders only: forget the old tax configuration (check the old platform has no invoice first)",
-    )
-    p.set_defaults(func=cmd_orders_retry)
-    dlq = sub.add_parser("dlq", help="the issue queue's dead letters").add_subparsers(dest="command", required=True)
-    p = dlq.add_parser("list", help="what is in the dead-letter queue (left in place)")
-    p.set_defaults(func=cmd_dlq_list)
-    p = dlq.add_parser("redrive", help="put every dead letter back to work (orders retried, query first)")
-    p.set_defaults(func=cmd_dlq_redrive)
+    typer.echo(f"redriven {moved} message(s); {kept} kept in the dead-letter queue")
+    if kept:
+        raise typer.Exit(1)
