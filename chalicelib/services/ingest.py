@@ -16,8 +16,9 @@ is answered for a rejected order is the store's choice per platform, defaults in
 acknowledgement (the platform's own success answer). Each rejection is counted for the store's
 rejection-burst alert (``RejectionAlertPort``), on the rejection path only.
 
-Duplicates: there is no separate event record; the order record's own conditional put is the check.
-The record is put under the order key (``order_state.order_key``: store, platform, order id
+Duplicates: the order record's own conditional put is the check, and the event id is recorded in the
+same single write (``LedgerPort.create_order(event_id=…)``: one DynamoDB transaction, so one call as
+before). The record is put under the order key (``order_state.order_key``: store, platform, order id
 [, refund]) only if absent or rejected; a refused put returns the existing record. A re-delivery (same
 event id) and a re-signed one (new event id) of the same order map to the same key. The answer means:
 
@@ -28,13 +29,23 @@ event id) and a re-signed one (new event id) of the same order map to the same k
 - anything else → ``duplicate`` with the existing status. This holds even when the delivery would now
   fail validation (the tax-code table or the store changed since): an accepted order is never answered
   422, or the platform would retry it for days.
+
+An event id already recorded with a *different* order is a conflict, never a duplicate
+(``chalicelib/domain/event_ids.py``): the ledger writes nothing and names the order holding the id
+(``EventIdHeld``); the order is then recorded — nothing is lost — as ``rejected`` with the violation
+``event_id_conflict`` naming the other order key (a second write, without the event id, on this path
+only), counted for the rejection alert, and answered as a conflict: ``EventIdConflict`` (409) where the
+store refuses rejected orders of the platform, the platform's acknowledgement (``IngestResult.conflict``
+set) where it acknowledges them. The existing order comes first: an order already recorded is a
+duplicate whatever event id its delivery carries. No event id is recorded for the platforms of
+:data:`EVENT_IDS_SHARED`, whose ids do not name one order.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -47,6 +58,7 @@ from chalicelib.domain.errors import (
     UnusableContent,
     ValidationFailed,
 )
+from chalicelib.domain.event_ids import EventIdConflict, EventIdHeld, conflict_violation
 from chalicelib.domain.models import EventKind, PaymentEvent, RejectionReply, Store, Violation
 from chalicelib.domain.normalise import normalise, order_key_for, refund_event_problems
 from chalicelib.domain.order_state import OrderStatus, event_order_key, order_key, parse_status
@@ -65,6 +77,10 @@ HELD_REASONS: dict[str, str] = {
 #: Platforms whose retries cannot fix an order (payment rails and shop platforms that resend the same
 #: message for a day and show nobody the answer): a rejected order is acknowledged there by default.
 ACKNOWLEDGED_BY_DEFAULT = frozenset({"wechatpay", "alipay", "douyin", "youzan"})
+#: Platforms whose event id does not name one order, so no conflict is looked for: WooCommerce's
+#: ``X-WC-Webhook-Delivery-ID`` is ``wp_hash(webhook id . the current second)`` (``WC_Webhook::
+#: get_new_delivery_id``), the same for every delivery of one webhook within a second.
+EVENT_IDS_SHARED = frozenset({"woocommerce"})
 
 
 class StorePort(Protocol):
@@ -86,9 +102,11 @@ class LedgerPort(Protocol):
         payload: dict[str, Any],
         outbox: bool,
         violations: list[dict[str, str]] | None = None,
-    ) -> OrderRecord | None:
+        event_id: str | None = None,
+    ) -> OrderRecord | EventIdHeld | None:
         """Put the record if no record, or only a rejected one, has the key: None when written, else
-        the existing record (never a rejected one), read by the refused write itself."""
+        the existing record (never a rejected one), read by the refused write itself. ``event_id`` is
+        recorded in the same write; when another order holds it, nothing is written (``EventIdHeld``)."""
         ...
 
     def get_order(self, order_key: str) -> OrderRecord | None: ...
@@ -119,6 +137,7 @@ class IngestResult:
     batch: tuple[IngestResult, ...] = ()  # every message's result when one push carried several
     violations: tuple[Violation, ...] = ()  # outcome "rejected": every broken rule
     reason: str | None = None  # outcome "held": a key of HELD_REASONS
+    conflict: str | None = None  # outcome "rejected" for a reused event id: the order key that holds it
 
 
 def in_pilot(store: Store, order_id: str) -> bool:
@@ -233,7 +252,11 @@ class Ingest:
         results = [self._item(store, platform, item, raw_body) for item in items]
         accepted = [r for r in results if r.outcome != "rejected"]
         if not accepted and rejection_reply_for(store, platform) is RejectionReply.REFUSE:
-            raise OrderRejected([v for r in results for v in r.violations], order_key=results[0].order_key)
+            violations = [v for r in results for v in r.violations]
+            conflicted = next((r for r in results if r.conflict), None)
+            if conflicted is not None and conflicted.conflict:
+                raise EventIdConflict(violations, order_key=conflicted.order_key, held_by=conflicted.conflict)
+            raise OrderRejected(violations, order_key=results[0].order_key)
         first = (accepted or results)[0]
         if len(results) == 1:
             return first
@@ -246,6 +269,7 @@ class Ingest:
             tuple(results),
             first.violations,
             first.reason,
+            first.conflict,
         )
 
     def _item(self, store: Store, platform: str, item: PaymentEvent | UnusableContent, raw_body: bytes) -> IngestResult:
@@ -262,15 +286,12 @@ class Ingest:
             status = OrderStatus.REJECTED  # kept for the operator and for a later resubmission
         # The one write of the hot path, and the duplicate check: refused when a record that is not
         # rejected exists, which it then returns (see the module docstring).
-        existing = self.ledger.create_order(
-            order_key,
-            store.store_id,
-            kind=event.kind.value,
-            status=status,
-            payload=found.payload,
-            outbox=status is OrderStatus.RECEIVED,
-            violations=[v.as_dict() for v in found.errors] or None,
+        event_id = None if event.platform in EVENT_IDS_SHARED else event.event_id
+        existing = self._write(
+            store, order_key, event, event_id, status=status, payload=found.payload, violations=found.errors
         )
+        if isinstance(existing, IngestResult):  # the event id is another order's
+            return existing
         if existing is not None:
             return self._existing(existing, event)
         if found.errors:
@@ -296,18 +317,62 @@ class Ingest:
             "event": {k: v for k, v in {**known, "refund_id": refund_id}.items() if v is not None},
             "body": raw_body[:BODY_EXCERPT_BYTES].decode("utf-8", errors="replace"),
         }
-        existing = self.ledger.create_order(
+        existing = self._write(
+            store,
             key,
-            store.store_id,
-            kind=kind or EventKind.PAID.value,
+            None,
+            None if platform in EVENT_IDS_SHARED else exc.event_id,  # the platform's own id only
             status=OrderStatus.REJECTED,
             payload=payload,
-            outbox=False,
-            violations=[v.as_dict() for v in violations],
+            violations=violations,
+            kind=kind,
         )
+        if isinstance(existing, IngestResult):  # the event id is another order's
+            return existing
         if existing is not None:  # an accepted order stays accepted, whatever a re-delivery now holds
             return self._existing(existing, None)
         return self._rejected(store, key, None, violations)
+
+    def _write(
+        self,
+        store: Store,
+        key: str,
+        event: PaymentEvent | None,
+        event_id: str | None,
+        *,
+        status: OrderStatus,
+        payload: dict[str, Any],
+        violations: Sequence[Violation],
+        kind: str | None = None,
+    ) -> OrderRecord | IngestResult | None:
+        """Record the order with its event id: None when written, the existing record, or — the event
+        id being another order's — the conflict, the order recorded as rejected (see the docstring)."""
+        kind = kind or (event.kind.value if event else EventKind.PAID.value)
+        written = self.ledger.create_order(
+            key,
+            store.store_id,
+            kind=kind,
+            status=status,
+            payload=payload,
+            outbox=status is OrderStatus.RECEIVED,
+            violations=[v.as_dict() for v in violations] or None,
+            event_id=event_id,
+        )
+        if not isinstance(written, EventIdHeld):
+            return written
+        conflicting = (conflict_violation(written), *violations)
+        existing = self.ledger.create_order(  # without the event id: it is the other order's
+            key,
+            store.store_id,
+            kind=kind,
+            status=OrderStatus.REJECTED,
+            payload={k: v for k, v in payload.items() if k in ("event", "body")},  # a rejected order's
+            outbox=False,
+            violations=[v.as_dict() for v in conflicting],
+        )
+        if isinstance(existing, OrderRecord):  # recorded meanwhile by another delivery of this order
+            return self._existing(existing, event)
+        return replace(self._rejected(store, key, event, conflicting), conflict=written.order_key)
 
     def _existing(self, existing: OrderRecord, event: PaymentEvent | None) -> IngestResult:
         # Checked before the errors: an order accepted earlier stays accepted, whatever it would be

@@ -17,6 +17,13 @@ ones such as KWD ÷ 1000). Order id: ``metadata.order_id`` when present, else th
 (shared by the session, the intent and its charges, so a refund finds its order), else the object's
 own id. Metadata keys ``invoice_title`` / ``tax_id`` are a fallback for the buyer. The de-duplication
 key is the event ``id``; other event types are genuine but ignored.
+
+A Checkout session labels what is not goods (:func:`_checkout_labels`): ``shipping`` is
+``shipping_cost.amount_total`` (what the buyer paid for shipping, after its discounts and with its tax),
+else ``total_details.amount_shipping``; ``order_discount`` is ``total_details.amount_discount``; each
+None when zero or absent. The session sends no lines, so its one ``default_item`` line carries the
+rest (``normalise``: amount − shipping + discount, less the discount line). A PaymentIntent labels
+nothing.
 """
 
 from __future__ import annotations
@@ -223,6 +230,24 @@ def _buyer(details: Mapping[str, Any], meta: Mapping[str, Any], path: str, *, em
     return Buyer(title=title, tax_id=tax_id, email=buyer_email, mobile=mobile)
 
 
+def _checkout_labels(session: Mapping[str, Any], path: str, currency: str) -> tuple[Decimal | None, Decimal | None]:
+    """(shipping, order discount) a Checkout session labels, in major units; None when zero or absent."""
+    cost = _obj(session.get("shipping_cost"), f"{path}.shipping_cost", required=False)
+    totals = _obj(session.get("total_details"), f"{path}.total_details", required=False)
+    if cost.get("amount_total") is not None:
+        shipping = _minor(cost.get("amount_total"), f"{path}.shipping_cost.amount_total")
+    elif totals.get("amount_shipping") is not None:
+        shipping = _minor(totals.get("amount_shipping"), f"{path}.total_details.amount_shipping")
+    else:
+        shipping = 0
+    discount = totals.get("amount_discount")
+    discount = 0 if discount is None else _minor(discount, f"{path}.total_details.amount_discount")
+    return (
+        to_major(shipping, currency) if shipping else None,
+        to_major(discount, currency) if discount else None,
+    )
+
+
 def _created(event: Mapping[str, Any]) -> datetime | None:
     created = event.get("created")
     if isinstance(created, int) and not isinstance(created, bool) and 0 <= created <= 10**11:
@@ -255,12 +280,15 @@ def _parse_event(payload: Any) -> PaymentEvent:
         amount = to_major(_minor(obj.get("amount_total"), f"{path}.amount_total"), currency)
         pi_id = _ref_id(obj.get("payment_intent"), f"{path}.payment_intent")
         details = _obj(obj.get("customer_details"), f"{path}.customer_details", required=False)
+        shipping, discount = _checkout_labels(obj, path, currency)
         return PaymentEvent(
             kind=EventKind.PAID,
             order_id=_order_id(obj, path, pi_id),
             amount=amount,
             currency=currency,
             buyer=_buyer(details, _metadata(obj, path), f"{path}.customer_details", email=obj.get("customer_email")),
+            shipping=shipping,
+            order_discount=discount,
             **common,
         )
     if event_type == "payment_intent.succeeded":

@@ -1,9 +1,10 @@
-"""The intake's duplicate handling, on in-memory ports: the order record's one conditional put is the
-duplicate check (no separate event record), and what its answer means.
+"""The intake's duplicate handling: the order record's one conditional put is the duplicate check, the
+event id recorded in the same write, and what its answer means.
 
-The ledger is ``tests/support/fake_ledger.FakeLedger`` (held to the DynamoDB ledger's contract by
-``tests/contract``). The route tests (``test_webhook_route.py``, ``test_platform_routes.py``) run the
-same paths through the app against moto; these pin each branch, and that a duplicate costs one write.
+Most tests run on in-memory ports: the ledger is ``tests/support/fake_ledger.FakeLedger`` (held to the
+DynamoDB ledger's contract by ``tests/contract``); they pin each branch, and that a duplicate costs one
+write. The event-id conflicts also run through the app against moto (the last section), as do the route
+tests (``test_webhook_route.py``, ``test_platform_routes.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 import pytest
 
 from chalicelib.domain.errors import ValidationFailed
-from chalicelib.domain.models import Store
+from chalicelib.domain.event_ids import EventIdConflict
+from chalicelib.domain.models import RejectionReply, Store
 from chalicelib.domain.order_state import OrderStatus, order_key
 from chalicelib.domain.taxcodes import TaxCodeTable
 from chalicelib.services.ingest import Ingest, IngestResult
@@ -92,7 +94,7 @@ def test_a_new_order_is_one_put_and_its_enqueued_transition() -> None:
     ports = Ports()
     result = ports.post(signed(standard_event("D-1")))
     assert (result.outcome, result.order_key, result.status) == ("queued", key("D-1"), OrderStatus.QUEUED)
-    assert ports.ledger.calls == ["create_order", "transition:enqueued"]  # no event record, no read
+    assert ports.ledger.calls == ["create_order", "transition:enqueued"]  # the event id in the same write, no read
     assert ports.queue.sent == [(key("D-1"), "paid")]
 
 
@@ -190,3 +192,143 @@ def test_rejections_are_counted_per_window_and_alert_once_at_the_threshold() -> 
             ports.post(signed(standard_event(f"W-next-{i}", buyer=bad)))
     assert len(ports.alerts) == 2
     assert sorted(ports.ledger.rejection_windows.values()) == [2, 3]
+
+
+# --- an event id reused by another order: a conflict, never a duplicate ------------------------------
+def test_an_order_sent_with_another_orders_event_id_is_recorded_as_a_conflict() -> None:
+    ports = Ports()
+    ports.post(signed(standard_event("E-A"), msg_id="msg_reused"))
+    ports.ledger.calls.clear()
+    with pytest.raises(EventIdConflict) as refused:  # a store that refuses rejected orders: 409
+        ports.post(signed(standard_event("E-B"), msg_id="msg_reused"))
+    # the refused write, the order recorded as rejected, the rejection counted for the burst alert
+    assert ports.ledger.calls == ["create_order", "create_order", "count_rejection"]
+    assert (refused.value.order_key, refused.value.held_by) == (key("E-B"), key("E-A"))
+    [conflict] = refused.value.violations
+    assert (conflict.field, conflict.code) == ("event_id", "event_id_conflict")
+    assert key("E-A") in conflict.message and key("E-A") in conflict.message_en and "msg_reused" in conflict.message_en
+    b = ports.record("E-B")  # nothing lost: kept for the operator, as any rejected order
+    assert b.status is OrderStatus.REJECTED and b.violations == [conflict.as_dict()]
+    assert b.payload["event"]["order_id"] == "E-B" and "order" not in b.payload
+    assert ports.record("E-A").status is OrderStatus.QUEUED
+    assert ports.queue.sent == [(key("E-A"), "paid")]
+    assert sum(ports.ledger.rejection_windows.values()) == 1  # counted for the rejection alert
+
+    with pytest.raises(EventIdConflict):  # the platform's retry of B: the same conflict, not a duplicate
+        ports.post(signed(standard_event("E-B"), msg_id="msg_reused"))
+    fresh = ports.post(signed(standard_event("E-B"), msg_id="msg_own"))  # B with an id of its own replaces it
+    assert (fresh.outcome, fresh.status) == ("queued", OrderStatus.QUEUED)
+
+
+def test_the_operator_corrects_a_conflicting_order_and_it_is_queued() -> None:
+    """The conflicting order is genuine (signed): ``einvoice orders fix KEY`` checks it again and issues it."""
+    from chalicelib.services.rejections import FixRejected
+
+    ports = Ports()
+    ports.post(signed(standard_event("E-I"), msg_id="msg_i"))
+    with pytest.raises(EventIdConflict):
+        ports.post(signed(standard_event("E-J"), msg_id="msg_i"))
+    fix = FixRejected(ledger=ports.ledger, stores=ports, taxcodes=ports, queue=ports.queue)
+    result = fix(key("E-J"), {}, by="ops-lin")
+    assert result.ok, result.message
+    assert ports.record("E-J").status is OrderStatus.QUEUED and ports.record("E-J").violations is None
+    assert ports.queue.sent == [(key("E-I"), "paid"), (key("E-J"), "paid")]
+
+
+def test_a_conflict_is_acknowledged_where_the_store_acknowledges_rejected_orders() -> None:
+    ports = Ports(rejection_replies={"standard": "acknowledge"})
+    ports.post(signed(standard_event("E-C"), msg_id="msg_shared"))
+    result = ports.post(signed(standard_event("E-D"), msg_id="msg_shared"))
+    assert (result.outcome, result.order_key, result.conflict) == ("rejected", key("E-D"), key("E-C"))
+    assert [v.code for v in result.violations] == ["event_id_conflict"]
+    assert ports.record("E-D").status is OrderStatus.REJECTED
+
+
+def test_a_conflicting_order_that_also_breaks_a_rule_keeps_every_violation() -> None:
+    ports = Ports()
+    ports.post(signed(standard_event("E-E"), msg_id="msg_twice"))
+    bad = standard_event("E-F", buyer={"title": "某公司", "tax_id": "12345", "type": "company"})
+    with pytest.raises(EventIdConflict) as refused:
+        ports.post(signed(bad, msg_id="msg_twice"))
+    assert [v.code for v in refused.value.violations] == ["event_id_conflict", "tax_id_format"]
+    assert [v["code"] for v in ports.record("E-F").violations or []] == ["event_id_conflict", "tax_id_format"]
+
+
+def test_the_same_order_with_a_new_or_another_orders_event_id_stays_a_duplicate() -> None:
+    """The recorded order comes first: nothing is lost, so it is the plain duplicate it always was."""
+    ports = Ports()
+    ports.post(signed(standard_event("E-G"), msg_id="msg_g"))
+    ports.post(signed(standard_event("E-H"), msg_id="msg_h"))
+    for msg_id in ("msg_g", "msg_new", "msg_h"):
+        again = ports.post(signed(standard_event("E-G"), msg_id=msg_id))
+        assert (again.outcome, again.order_key, again.conflict) == ("duplicate", key("E-G"), None)
+
+
+# --- the same, through the app on moto ---------------------------------------------------------------
+URL = "/webhooks/standard/demo-shanghai"
+
+
+def test_an_order_sent_with_another_orders_event_id_is_answered_409_and_recorded(client: Any, seeded: Any) -> None:
+    """The finding: order B sent with order A's event id was answered ``200 duplicate`` naming A, and B
+    was never recorded. Now B is recorded as rejected (the conflict named) and answered 409."""
+    from chalicelib.adapters.ledger import Ledger
+
+    body, headers = signed(standard_event("M-A"), msg_id="msg_moto_reused")
+    assert client.http.post(URL, body=body, headers=headers).status_code == 202
+    again = client.http.post(URL, body=body, headers=headers)  # A re-delivered: a plain duplicate
+    assert (again.status_code, again.json_body["outcome"]) == (200, "duplicate")
+
+    body, headers = signed(standard_event("M-B"), msg_id="msg_moto_reused")
+    r = client.http.post(URL, body=body, headers=headers)
+    assert r.status_code == 409, r.body
+    assert r.json_body["error"] == "event_id_conflict"
+    assert (r.json_body["order_key"], r.json_body["held_by"], r.json_body["status"]) == (
+        key("M-B"),
+        key("M-A"),
+        "rejected",
+    )
+    assert [e["code"] for e in r.json_body["errors"]] == ["event_id_conflict"]
+    ledger = Ledger(seeded.env["LEDGER_TABLE"])
+    b = ledger.get_order(key("M-B"))
+    assert b is not None and b.status is OrderStatus.REJECTED
+    assert (
+        b.violations and b.violations[0]["code"] == "event_id_conflict" and key("M-A") in b.violations[0]["message_en"]
+    )
+    a = ledger.get_order(key("M-A"))
+    assert a is not None and a.status is OrderStatus.QUEUED
+
+
+def test_a_conflict_is_acknowledged_through_the_app_where_the_store_says_so(client: Any, seeded: Any) -> None:
+    from chalicelib.adapters.ledger import Ledger
+    from chalicelib.adapters.stores import StoreRegistry
+
+    registry = StoreRegistry(seeded.env["STORES_TABLE"])
+    acknowledge = {"standard": RejectionReply.ACKNOWLEDGE}
+    registry.put(registry.get("demo-shanghai").model_copy(update={"rejection_replies": acknowledge}))
+    for order_id, status in (("M-C", 202), ("M-D", 200)):
+        body, headers = signed(standard_event(order_id), msg_id="msg_moto_shared")
+        r = client.http.post(URL, body=body, headers=headers)
+        assert r.status_code == status, r.body
+    assert (r.json_body["outcome"], r.json_body["order_key"]) == ("rejected", key("M-D"))
+    assert [e["code"] for e in r.json_body["errors"]] == ["event_id_conflict"]
+    assert Ledger(seeded.env["LEDGER_TABLE"]).get_order(key("M-D")).status is OrderStatus.REJECTED
+
+
+def test_woocommerce_orders_sharing_a_delivery_id_are_two_orders(platform_client: Any, stack: Any) -> None:
+    """WooCommerce's delivery id is a hash of the webhook and the current second: two orders delivered
+    in the same second carry the same one, so it names no order and no conflict is looked for."""
+    from chalicelib.adapters.ledger import Ledger
+    from tests.app.conftest import PLATFORM_STORE
+    from tests.support import platform_events as pe
+
+    for order_id in ("1201", "1202"):
+        body, headers = pe.paid("woocommerce", order_id)
+        delivery = {k: v for k, v in headers.items() if k.lower() != "x-wc-webhook-delivery-id"}
+        r = platform_client.http.post(
+            f"/webhooks/woocommerce/{PLATFORM_STORE}",
+            body=body,
+            headers={**delivery, "X-WC-Webhook-Delivery-ID": "5f0c1e9a2b7d4c3e8f6a1b2c3d4e5f60"},
+        )
+        assert (r.status_code, r.json_body["outcome"]) == (202, "queued"), r.body
+        record = Ledger(stack.env["LEDGER_TABLE"]).get_order(order_key(PLATFORM_STORE, "woocommerce", order_id))
+        assert record is not None and record.status is OrderStatus.QUEUED
