@@ -1,0 +1,1 @@
+"""HTTP routes in Chalice Blueprints, registered in ``app.py``."""
