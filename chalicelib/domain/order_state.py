@@ -41,12 +41,27 @@ class OrderStatus(StrEnum):
     FAILED = "failed"  # the platform refused the request or gave up on it: an operator decides
     FAILED_AUTH = "failed_auth"  # the platform refused the store's credentials
     BLOCKED = "blocked"  # the store's tax configuration changed while the outcome was unknown
-    # refunds (the red flow of the after-sale work; not executed yet, see docs/issuing.md)
-    REFUND_PENDING = "refund_pending"  # recorded, waiting for the red flow
-    RED_FORM_APPLIED = "red_form_applied"  # red confirmation form applied, waiting for confirmation
-    RED_ISSUING = "red_issuing"  # form confirmed (or none needed): the red invoice is being issued
+    # refunds: the red flow (``chalicelib/services/red.py``; docs/issuing.md "Refunds and red invoices")
+    REFUND_PENDING = "refund_pending"  # waiting for its blue record (not known yet, or in flight)
+    REFUND_UNMATCHED = "refund_unmatched"  # no blue record within the hold time: an operator decides
+    REFUND_NETTED = "refund_netted"  # arrived before the blue was issued: the blue was reduced / cancelled
+    REFUND_REFUSED = "refund_refused"  # more than is left on the blue (over-refund): refused, alerted
+    REFUND_MANUAL = "refund_manual"  # the blue is held / failed / blocked / rejected: an operator reverses
+    RED_ISSUING = "red_issuing"  # claimed by one red-flow attempt (claim id + lease): form or red invoice
+    RED_FORM_APPLIED = "red_form_applied"  # red confirmation form applied, waiting for the buyer: re-checked
+    RED_RETRYING = "red_retrying"  # a retryable failure with nothing acted on: try the step again
+    RED_AMBIGUOUS = "red_ambiguous"  # a red request may have been acted on: the next attempt queries first
+    RED_ACCEPTED = "red_accepted"  # the red invoice request was accepted: check later
     RED_ISSUED = "red_issued"
-    RED_FORM_EXPIRED = "red_form_expired"  # not confirmed within 72 hours: re-apply or an operator
+    RED_FAILED = "red_failed"  # the platform refused the form or the red invoice: an operator decides
+    RED_FORM_EXPIRED = "red_form_expired"  # not confirmed within 72 hours, store says: an operator
+    # a blue order fully refunded before it was issued (nothing is issued for it)
+    CANCELLED = "cancelled"
+    # void (作废, chalicelib/services/void.py) or the platform reports it voided (chalicelib/services/sync.py)
+    VOIDED = "voided"
+    # 换开 (chalicelib/services/retitle.py): an issued blue being replaced by a red reversal and a new blue
+    REISSUING = "reissuing"  # the full red reversal (refund record ``retitle-<number>``) is under way
+    REISSUED = "reissued"  # reversed in full; the new blue (``reissue_key``) carries the sale from here
 
 
 class OrderEvent(StrEnum):
@@ -67,11 +82,32 @@ class OrderEvent(StrEnum):
     # payload is replaced in the same write; it goes on as a new order would (the outbox, or held)
     CORRECTED = "corrected"
     CORRECTED_HELD = "corrected_held"  # … outside the store's pilot share, or the store is inactive
-    # red flow (after-sale)
-    RED_APPLY = "red_apply"
-    RED_CONFIRMED = "red_confirmed"
+    # red flow (after-sale): a refund record
+    RED_CLAIM = "red_claim"  # a red-flow attempt takes the refund record (lease)
+    WAIT_BLUE = "wait_blue"  # no blue record yet, or the blue is in flight: look again later
+    UNMATCHED = "unmatched"  # no blue record within the hold time
+    NETTED = "netted"  # reduced / cancelled the blue before issue
+    REFUSE_REFUND = "refuse_refund"  # over-refund
+    MANUAL = "manual"  # the blue cannot be reversed automatically
+    RED_APPLY = "red_apply"  # form applied, waiting for the buyer's confirmation
+    RED_RETRY = "red_retry"
+    RED_UNKNOWN = "red_unknown"
+    RED_WAIT = "red_wait"  # red invoice accepted, still issuing
     RED_ISSUED = "red_issued"
-    RED_EXPIRED = "red_expired"
+    RED_FAIL = "red_fail"
+    RED_EXPIRED = "red_expired"  # the form expired and the store hands it to an operator
+    # an operator asks for another red attempt (``operator_retry_at`` in the same write): the hold
+    # restarts, an expired form is applied again, and a red request is queried for first
+    RED_OPERATOR_RETRY = "red_operator_retry"
+    # a blue record: a refund before issue covered all of it
+    CANCEL = "cancel"
+    # an issued invoice voided through its provider (only where ``Capabilities.void``), or found voided
+    # on the platform by the status sync (recorded and alerted: someone voided it outside this service)
+    VOID = "void"
+    PLATFORM_VOIDED = "platform_voided"
+    # 换开: a title change after issue starts the red reversal; once the red is issued the new blue is queued
+    RETITLE = "retitle"
+    REISSUE = "reissue"
 
 
 S, E = OrderStatus, OrderEvent
@@ -83,7 +119,23 @@ CLAIMABLE: frozenset[OrderStatus] = frozenset(
 )
 #: Nothing more happens to these by itself: a message for them is a no-op.
 TERMINAL: frozenset[OrderStatus] = frozenset(
-    {S.ISSUED, S.FAILED, S.HELD, S.REJECTED, S.BLOCKED, S.REFUND_PENDING, S.RED_ISSUED, S.RED_FORM_EXPIRED}
+    {
+        S.ISSUED,
+        S.FAILED,
+        S.HELD,
+        S.REJECTED,
+        S.BLOCKED,
+        S.CANCELLED,
+        S.REFUND_UNMATCHED,
+        S.REFUND_NETTED,
+        S.REFUND_REFUSED,
+        S.REFUND_MANUAL,
+        S.RED_ISSUED,
+        S.RED_FAILED,
+        S.RED_FORM_EXPIRED,
+        S.VOIDED,
+        S.REISSUED,
+    }
 )
 #: A record found in one of these may have had a request acted on: query by serial before issuing.
 QUERY_FIRST: frozenset[OrderStatus] = frozenset({S.ISSUING, S.AMBIGUOUS, S.ACCEPTED})
@@ -93,6 +145,34 @@ QUERY_FIRST: frozenset[OrderStatus] = frozenset({S.ISSUING, S.AMBIGUOUS, S.ACCEP
 OPERATOR_RETRYABLE: frozenset[OrderStatus] = frozenset(
     {S.FAILED, S.FAILED_AUTH, S.BLOCKED, S.RETRYING, S.AMBIGUOUS, S.ACCEPTED}
 )
+
+#: Refund records a red-flow attempt may claim (``red_issuing`` with an expired lease: a dead attempt's).
+RED_CLAIMABLE: frozenset[OrderStatus] = frozenset(
+    {
+        S.RECEIVED,
+        S.QUEUED,
+        S.REFUND_PENDING,
+        S.RED_ISSUING,
+        S.RED_FORM_APPLIED,
+        S.RED_RETRYING,
+        S.RED_AMBIGUOUS,
+        S.RED_ACCEPTED,
+    }
+)
+#: A refund record found in one of these may have had a red request acted on: query before sending.
+RED_QUERY_FIRST: frozenset[OrderStatus] = frozenset({S.RED_ISSUING, S.RED_AMBIGUOUS, S.RED_ACCEPTED})
+#: Refund records an operator may send round again (``RED_OPERATOR_RETRY``).
+RED_OPERATOR_RETRYABLE: frozenset[OrderStatus] = frozenset(
+    {S.REFUND_UNMATCHED, S.REFUND_MANUAL, S.RED_FAILED, S.RED_FORM_EXPIRED, S.RED_RETRYING, S.RED_ACCEPTED}
+)
+#: Blue records a refund reduces (payload revised) or cancels before anything was sent: no lease is live
+#: in these and nothing can be on the platform (``rejected``: cancelled only, never reduced).
+BLUE_REDUCIBLE: frozenset[OrderStatus] = frozenset({S.RECEIVED, S.QUEUED, S.RETRYING, S.FAILED_AUTH})
+CANCELLABLE: frozenset[OrderStatus] = BLUE_REDUCIBLE | {S.REJECTED}
+#: Blue records whose request may be on the platform right now: a refund waits for the outcome.
+BLUE_IN_FLIGHT: frozenset[OrderStatus] = frozenset({S.ISSUING, S.AMBIGUOUS, S.ACCEPTED})
+#: Blue records an operator handles: a refund of them is handed to the operator too.
+BLUE_MANUAL: frozenset[OrderStatus] = frozenset({S.HELD, S.FAILED, S.BLOCKED})
 
 _TABLE: dict[tuple[OrderStatus, OrderEvent], OrderStatus] = {
     (S.RECEIVED, E.ENQUEUED): S.QUEUED,
@@ -104,18 +184,35 @@ _TABLE: dict[tuple[OrderStatus, OrderEvent], OrderStatus] = {
     (S.ISSUING, E.FAIL): S.FAILED,
     (S.ISSUING, E.AUTH_FAILED): S.FAILED_AUTH,
     (S.ISSUING, E.BLOCK): S.BLOCKED,
+    # a refund record parked without the red flow (a worker built without it)
     (S.RECEIVED, E.PARK_REFUND): S.REFUND_PENDING,
     (S.QUEUED, E.PARK_REFUND): S.REFUND_PENDING,
     **{(s, E.OPERATOR_RETRY): S.AMBIGUOUS for s in OPERATOR_RETRYABLE},
     (S.REJECTED, E.CORRECTED): S.RECEIVED,
     (S.REJECTED, E.CORRECTED_HELD): S.HELD,
-    # red flow: the after-sale work executes these
-    (S.REFUND_PENDING, E.RED_APPLY): S.RED_FORM_APPLIED,
-    (S.REFUND_PENDING, E.RED_CONFIRMED): S.RED_ISSUING,  # no confirmation needed (01)
-    (S.RED_FORM_APPLIED, E.RED_CONFIRMED): S.RED_ISSUING,
-    (S.RED_FORM_APPLIED, E.RED_EXPIRED): S.RED_FORM_EXPIRED,
-    (S.RED_FORM_EXPIRED, E.RED_APPLY): S.RED_FORM_APPLIED,
+    # red flow: a refund record (chalicelib/services/red.py chooses the event)
+    **{(s, E.RED_CLAIM): S.RED_ISSUING for s in RED_CLAIMABLE},
+    (S.RED_ISSUING, E.WAIT_BLUE): S.REFUND_PENDING,
+    (S.RED_ISSUING, E.UNMATCHED): S.REFUND_UNMATCHED,
+    (S.RED_ISSUING, E.NETTED): S.REFUND_NETTED,
+    (S.RED_ISSUING, E.REFUSE_REFUND): S.REFUND_REFUSED,
+    (S.RED_ISSUING, E.MANUAL): S.REFUND_MANUAL,
+    (S.RED_ISSUING, E.RED_APPLY): S.RED_FORM_APPLIED,
+    (S.RED_ISSUING, E.RED_RETRY): S.RED_RETRYING,
+    (S.RED_ISSUING, E.RED_UNKNOWN): S.RED_AMBIGUOUS,
+    (S.RED_ISSUING, E.RED_WAIT): S.RED_ACCEPTED,
     (S.RED_ISSUING, E.RED_ISSUED): S.RED_ISSUED,
+    (S.RED_ISSUING, E.RED_FAIL): S.RED_FAILED,
+    (S.RED_ISSUING, E.RED_EXPIRED): S.RED_FORM_EXPIRED,
+    **{(s, E.RED_OPERATOR_RETRY): S.RED_AMBIGUOUS for s in RED_OPERATOR_RETRYABLE},
+    # a blue record fully refunded before issue (no lease can be live in these statuses)
+    **{(s, E.CANCEL): S.CANCELLED for s in CANCELLABLE},
+    # void / the platform's void (an issued blue or red invoice; no lease is live in these)
+    **{(s, E.VOID): S.VOIDED for s in (S.ISSUED, S.RED_ISSUED)},
+    **{(s, E.PLATFORM_VOIDED): S.VOIDED for s in (S.ISSUED, S.RED_ISSUED)},
+    # 换开 (no lease is live in these: the red flow works on the refund record, not on the blue)
+    (S.ISSUED, E.RETITLE): S.REISSUING,
+    (S.REISSUING, E.REISSUE): S.REISSUED,
 }
 #: (status, event) → status. Read-only to everyone but this module.
 TRANSITIONS = _TABLE
@@ -125,11 +222,30 @@ TRANSITIONS = _TABLE
 REPLACES_PAYLOAD: frozenset[OrderEvent] = frozenset({E.CORRECTED, E.CORRECTED_HELD})
 #: Events that only the worker holding the claim may cause (the ledger fences them on the claim id).
 FENCED: frozenset[OrderEvent] = frozenset({E.ISSUED, E.WAIT, E.RETRY, E.UNKNOWN, E.FAIL, E.AUTH_FAILED, E.BLOCK})
+#: The red flow's ends of an attempt, fenced on the claim id like the blue ones.
+RED_ENDS: frozenset[OrderEvent] = frozenset(
+    {
+        E.WAIT_BLUE,
+        E.UNMATCHED,
+        E.NETTED,
+        E.REFUSE_REFUND,
+        E.MANUAL,
+        E.RED_APPLY,
+        E.RED_RETRY,
+        E.RED_UNKNOWN,
+        E.RED_WAIT,
+        E.RED_ISSUED,
+        E.RED_FAIL,
+        E.RED_EXPIRED,
+    }
+)
+FENCED = FENCED | RED_ENDS
 #: Events that set a lease (the claim); a live lease refuses them.
-LEASED: frozenset[OrderEvent] = frozenset({E.CLAIM})
+LEASED: frozenset[OrderEvent] = frozenset({E.CLAIM, E.RED_CLAIM})
 #: Events after which the record holds no claim any more (claim id and lease removed).
 RELEASING: frozenset[OrderEvent] = frozenset(
-    {E.ISSUED, E.WAIT, E.RETRY, E.UNKNOWN, E.FAIL, E.AUTH_FAILED, E.BLOCK, E.OPERATOR_RETRY}
+    {E.ISSUED, E.WAIT, E.RETRY, E.UNKNOWN, E.FAIL, E.AUTH_FAILED, E.BLOCK, E.OPERATOR_RETRY, E.RED_OPERATOR_RETRY}
+    | RED_ENDS
 )
 
 
@@ -222,6 +338,30 @@ def parse_order_key(key: str) -> OrderKey:
     raise ValueError(f"not an order key: {key!r}")
 
 
+#: 换开: the refund id of the full red reversal of blue invoice ``number`` (one per invoice: exactly once),
+#: and the order id of the new blue that replaces it (``<order id>:reissue:<n>``, escaped in the key).
+RETITLE_REFUND_PREFIX = "retitle-"
+REISSUE_MARK = "reissue"
+
+
+def retitle_refund_key(blue_key: str, invoice_number: str) -> str:
+    """The refund record of the 换开 reversal of the blue ``blue_key`` (issued as ``invoice_number``)."""
+    k = parse_order_key(blue_key)
+    return order_key(k.store_id, k.platform, k.order_id, RETITLE_REFUND_PREFIX + invoice_number)
+
+
+def is_retitle_refund(key: str) -> bool:
+    refund = parse_order_key(key).refund_id
+    return refund is not None and refund.startswith(RETITLE_REFUND_PREFIX)
+
+
+def reissue_key(blue_key: str, round_no: int = 1) -> str:
+    """The key of the new blue of 换开 number ``round_no`` of ``blue_key`` (the original order's key)."""
+    k = parse_order_key(blue_key)
+    base = k.order_id.split(f":{REISSUE_MARK}:")[0]
+    return order_key(k.store_id, k.platform, f"{base}:{REISSUE_MARK}:{round_no}")
+
+
 def store_of(key: str) -> str:
     """The store id of an order key."""
     return parse_order_key(key).store_id
@@ -253,6 +393,16 @@ def serial_for(key: str) -> str:
     """The deterministic request serial of an order: the same on every attempt and every worker."""
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest().upper()
     return SERIAL_PREFIX + digest[: SERIAL_LENGTH - len(SERIAL_PREFIX)]
+
+
+def red_form_serial(key: str, round_no: int = 1) -> str:
+    """The serial of a refund's red confirmation form, application number ``round_no`` (a form that
+    expired is applied again under the next). The red invoice is issued under the serial of the form
+    it reverses by (Nuonuo issues it itself under the form's ``orderNo``), so round 1 is the refund
+    record's own :func:`serial_for` and a re-applied form never meets an old one's invoice."""
+    if round_no < 1:
+        raise ValueError("form rounds start at 1")
+    return serial_for(key if round_no == 1 else f"{key}#form{round_no}")
 
 
 # --- the diagram in docs/issuing.md --------------------------------------------------------------

@@ -19,7 +19,7 @@ from chalicelib.sandbox import rules
 from chalicelib.sandbox.clock import china_time
 from chalicelib.sandbox.config import Seller
 from chalicelib.sandbox.draft import Draft, Line, Names, Outcome, parse_decimal, text
-from chalicelib.sandbox.records import FAILED, ISSUED, InvoiceRecord, RedFormRecord, money
+from chalicelib.sandbox.records import FAILED, ISSUED, VOIDED, InvoiceRecord, RedFormRecord, money
 from chalicelib.sandbox.rules import TaxCodeTable
 
 INVOICE_LINES = {"p", "c", "s", "e", "f", "r", "b", "j", "u", "bs", "pc", "es", "ec"}
@@ -27,7 +27,7 @@ SPECIAL_LINES = {"s", "b", "bs", "es"}
 #: Nuonuo's redReason (1 销货退回, 2 开票有误, 3 服务中止, 4 销售折让) → the bureau's chyydm.
 RED_REASONS = {"1": "02", "2": "01", "3": "03", "4": "04"}
 RED_REASONS_BACK = {v: k for k, v in RED_REASONS.items()}
-STATUS_TEXT = {"20": "开票中", "2": "开票完成（最终状态）", "22": "开票失败"}
+STATUS_TEXT = {"20": "开票中", "2": "开票完成（最终状态）", "22": "开票失败", "3": "发票已作废"}
 
 NAMES = Names(
     header={
@@ -78,7 +78,7 @@ def result_fields(
     rec: InvoiceRecord, details: bool, *, base_url: str, seller: Seller | None, table: TaxCodeTable
 ) -> dict[str, Any]:
     """One item of queryInvoiceResult's ``result`` (``invoiceItems`` when ``details``)."""
-    status = {ISSUED: "2", FAILED: "22"}.get(rec.status, "20")
+    status = {ISSUED: "2", FAILED: "22", VOIDED: "3"}.get(rec.status, "20")
     d = rec.draft
     out: dict[str, Any] = {
         "serialNo": rec.provider_ref,

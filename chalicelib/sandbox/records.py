@@ -22,6 +22,7 @@ NOT_FOUND = "NOT_FOUND"
 UNSUPPORTED = "UNSUPPORTED"
 
 PENDING, ISSUED, FAILED = "pending", "issued", "failed"
+VOIDED = "voided"  # voided on the platform's own workbench (POST /admin/invoices/void): the status sync's tests
 FORM_OPEN = ("01", "02", "03", "04")
 
 

@@ -9,7 +9,7 @@ Routes::
     GET  /files/{number}.pdf|ofd|xml         placeholder files of issued invoices
     GET  /admin/health | /admin/invoices | /admin/invoices/count | /admin/red-forms
          (invoices and count filter on ?order_no= &serial= &protocol= &order_key=, the gateway's order key)
-    POST /admin/faults | /admin/clock | /admin/reset
+    POST /admin/faults | /admin/clock | /admin/reset | /admin/invoices/void
 
 Admin endpoints answer loopback clients only. ``start_sandbox`` runs the server in a thread for
 tests and for ``make run``.
@@ -213,6 +213,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
                     state.clock.advance(float(payload["advance"]))
                 state.settle_all()
                 return json_reply(200, {"now": state.clock.now(), "frozen": state.clock.frozen})
+            if route == ("POST", "/admin/invoices/void"):  # a void on the platform's workbench (sync tests)
+                state.platform_void(str(payload.get("number", "")))
+                return json_reply(200, {"voided": payload.get("number")})
             if route == ("POST", "/admin/reset"):
                 state.reset()
                 return json_reply(200, {"status": "reset"})

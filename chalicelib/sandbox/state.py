@@ -37,6 +37,7 @@ from chalicelib.sandbox.records import (
     PENDING,
     TAXCODE,
     UNSUPPORTED,
+    VOIDED,
     ZERO,
     InvoiceRecord,
     RedFormRecord,
@@ -338,6 +339,16 @@ class SandboxState(RedFormDesk):
             if number not in self._by_number:
                 raise Refusal(NOT_FOUND, f"发票 {number} 不存在", "fphm", "E9500")
             raise Refusal(UNSUPPORTED, "该发票不支持作废: 数电票不能作废，请开具红字发票", "fphm", "E9999")
+
+    def platform_void(self, number: str) -> None:
+        """A void made outside the API (the platform's workbench, a paper invoice): what the status
+        sync must notice. The protocols' own void still refuses 数电票 (:meth:`void`)."""
+        with self.lock:
+            self.settle_all()
+            rec = self._by_number.get(number)
+            if rec is None:
+                raise ValueError(f"no invoice {number}")
+            rec.status = VOIDED
 
     def retry(self, rec: InvoiceRecord) -> str:
         """Nuonuo reInvoice: a failed invoice goes back to pending (at most 20 retries a day)."""

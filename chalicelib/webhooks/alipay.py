@@ -22,7 +22,9 @@ list) are accepted too (key rotation, several apps on one store).
 Events:
 
 - a notify carrying ``refund_fee`` (> 0) → ``refunded``: refund id ``out_biz_no``; refund amount
-  ``refund_fee``. NB: Alipay's ``refund_fee`` is the *cumulative* amount refunded on the trade so far.
+  ``refund_fee``. NB: Alipay's ``refund_fee`` is the *cumulative* amount refunded on the trade so far:
+  the event says so (``refund_cumulative``) and the red flow reverses only what the trade's earlier
+  refunds did not (``chalicelib.domain.red_allocation.refund_amount``).
   ``TRADE_CLOSED`` after a full refund carries it too (refund id ``out_biz_no``, else ``<trade_no>:closed``).
 - ``TRADE_SUCCESS`` / ``TRADE_FINISHED`` without refund fields → ``paid``: ``out_trade_no``,
   ``total_amount`` (yuan), ``gmt_payment``. A trade that supports refunds notifies both statuses over
@@ -226,6 +228,7 @@ def verify(raw_body: bytes, headers: Mapping[str, str], secrets: Mapping[str, An
                     amount=_yuan(fields, "total_amount") if fields.get("total_amount") else refund,
                     refund_id=refund_id,
                     refund_amount=refund,
+                    refund_cumulative=True,  # refund_fee is the total refunded on the trade so far
                     occurred_at=_time(fields.get("gmt_refund")) or _time(fields.get("notify_time")),
                     event_type=event_type,
                 )

@@ -65,3 +65,28 @@ def test_an_order_key_parses_back_exactly(store: str, platform: str, order: str,
     parsed = parse_order_key(key)
     assert (parsed.store_id, parsed.platform, parsed.order_id, parsed.refund_id) == (store, platform, order, refund)
     assert parsed.blue == parse_order_key(order_key(store, platform, order))
+
+
+def test_the_red_flow_is_claimed_and_fenced_like_the_blue() -> None:
+    from chalicelib.domain.order_state import (
+        BLUE_IN_FLIGHT,
+        BLUE_REDUCIBLE,
+        LEASED,
+        RED_CLAIMABLE,
+        RED_ENDS,
+        RED_OPERATOR_RETRYABLE,
+        RED_QUERY_FIRST,
+        RELEASING,
+    )
+
+    assert sources(OrderEvent.RED_CLAIM) == RED_CLAIMABLE and OrderEvent.RED_CLAIM in LEASED
+    assert RED_QUERY_FIRST <= RED_CLAIMABLE and OrderStatus.RED_ISSUING in RED_QUERY_FIRST
+    for event in RED_ENDS:  # only the claim holder ends a red attempt, and every end releases it
+        assert sources(event) == {OrderStatus.RED_ISSUING} and event in FENCED and event in RELEASING
+    assert not (RED_CLAIMABLE & TERMINAL) and not (
+        RED_OPERATOR_RETRYABLE & RED_CLAIMABLE - {OrderStatus.RED_RETRYING, OrderStatus.RED_ACCEPTED}
+    )
+    assert target(OrderEvent.RED_OPERATOR_RETRY) in RED_QUERY_FIRST  # an operator's retry queries first
+    # a refund never reduces a blue that may be on the platform
+    assert not (BLUE_REDUCIBLE & BLUE_IN_FLIGHT) and not (BLUE_REDUCIBLE & TERMINAL)
+    assert sources(OrderEvent.CANCEL) == BLUE_REDUCIBLE | {OrderStatus.REJECTED}
