@@ -6,11 +6,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# pytest-xdist workers for the test targets (`auto`: one a core); PYTEST_WORKERS=0 runs in this process.
+PYTEST_WORKERS ?= auto
 ARGS ?=
 
-.PHONY: help setup run test test-unit lint bench package clean browser
+.PHONY: help setup run test test-unit test-app test-e2e test-browser lint openapi bench package clean browser
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 # infra/setup_venv.py (standard library only) prints one line a step; pip's own output: .local/setup.log.
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
@@ -22,17 +24,34 @@ setup: $(STAMP)  ## create .venv with python3.12 and install everything (the oth
 run: setup  ## start the whole service locally: embedded AWS (moto), tax sandbox, API, worker (ARGS="--api-port 8001")
 	$(PY) -m infra.localstack $(ARGS)
 
-test: setup  ## run every test: lint, unit, adapters, app, e2e, template lint
+test: setup browser  ## run every test: lint, unit, adapters, app, browser, e2e, template lint
 	$(MAKE) --no-print-directory lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+browser: setup  ## the browser tier's Chromium + chromedriver (Debian packages; installed when root, else how to)
+	@$(PY) -P infra/setup_browser.py
 
 test-unit: setup  ## the fast tier only
-	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) tests/unit $(PYTEST_ARGS)
 
-lint: setup  ## ruff + mypy
+test-app: setup  ## the functional tier: contract, adapters, app (moto server, sandbox, the app in-process)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) tests/contract tests/adapters tests/app $(PYTEST_ARGS)
+
+test-e2e: setup  ## the local stack as `make run` starts it, as real processes
+	$(PY) -m pytest -n $(PYTEST_WORKERS) tests/e2e $(PYTEST_ARGS)
+
+test-browser: setup browser  ## the customer pages in headless Chromium
+	$(PY) -m pytest -n $(PYTEST_WORKERS) tests/browser $(PYTEST_ARGS)
+
+lint: setup  ## ruff + mypy + bandit + pip-audit (docs/operator.md, Security checks)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/bandit -q -r chalicelib app.py infra -c pyproject.toml
+	$(PY) -m infra.security_audit
+
+openapi: setup  ## regenerate docs/openapi.yaml from the routes and models (a test checks it is current)
+	$(PY) -m infra.openapi
 
 bench: setup  ## run the benchmarks and rewrite docs/benchmarks.md
 	$(PY) -m bench

@@ -26,7 +26,13 @@ from chalice import Chalice, Response
 
 from chalicelib.config import WORKER_BATCH_SIZE, settings
 from chalicelib.domain import errors
+from chalicelib.domain.event_ids import EventIdConflict
 from chalicelib.domain.taxpayer import mask
+from chalicelib.routes import admin as admin_routes
+from chalicelib.routes import admin_red as admin_red_routes
+from chalicelib.routes import callbacks as callback_routes
+from chalicelib.routes import customer as customer_routes
+from chalicelib.routes import store_api as store_api_routes
 from chalicelib.webhooks import platform as platform_module
 from chalicelib.webhooks.base import Outcome
 
@@ -118,6 +124,9 @@ def webhook(platform: str, store_id: str) -> Response:
         },
     )
     metrics.add_metric(name=f"Webhook_{result.outcome}", unit=MetricUnit.Count, value=1)
+    for one in result.batch or (result,):
+        if one.conflict:  # acknowledged: the platform's success answer, and still a conflict for us
+            _event_id_conflict(one.order_key, one.conflict)
     if result.outcome == "rejected":
         logger.info("order rejected, acknowledged", extra={"violations": [v.code for v in result.violations]})
     reply = platform_module(platform).reply(
@@ -152,6 +161,10 @@ def _webhook_error(exc: errors.EInvoiceError) -> Response:
         return _json(404, {"error": exc.code, "message": exc.message})
     if isinstance(exc, errors.PayloadTooLarge):
         return _json(413, {"error": exc.code, "message": exc.message})
+    if isinstance(exc, EventIdConflict):
+        _event_id_conflict(exc.order_key, exc.held_by)
+        body = {"error": exc.code, "order_key": exc.order_key, "status": "rejected", "held_by": exc.held_by}
+        return _json(409, {**body, "errors": [v.as_dict() for v in exc.violations]})
     if isinstance(exc, errors.OrderRejected):
         codes = [v.code for v in exc.violations]
         logger.info("order rejected", extra={"order_key": exc.order_key, "violations": codes})
@@ -167,6 +180,13 @@ def _webhook_error(exc: errors.EInvoiceError) -> Response:
         return _json(503, {"error": exc.code, "message": "temporarily unavailable, retry later"}, {"Retry-After": "30"})
     logger.exception("unexpected intake error")
     return _json(500, {"error": "internal_error"})
+
+
+def _event_id_conflict(order_key: str, held_by: str) -> None:
+    """A reused event id (chalicelib/domain/event_ids.py): the order is recorded as rejected, nothing is
+    lost, and the sender's ids need a look — a warning and a metric."""
+    logger.warning("event id conflict", extra={"order_key": order_key, "held_by": held_by})
+    metrics.add_metric(name="EventIdConflict", unit=MetricUnit.Count, value=1)
 
 
 # --- every other method and path: answered in our own shape ----------------------------------------
@@ -196,6 +216,12 @@ def _answer_not_found(depth: int) -> None:
 
 _refuse_other_methods("/health", ("GET",))
 _refuse_other_methods(WEBHOOK_PATH, ("POST",))
+app.register_blueprint(store_api_routes.bp)  # GET /stores/{store_id}/orders/{order_id}/invoice (a store's key)
+app.register_blueprint(admin_routes.bp)  # /admin: operators' sessions, the dashboard
+app.register_blueprint(customer_routes.customer)  # /i/{token}: the customer's invoice link (HTML)
+app.register_blueprint(admin_red_routes.bp)  # /admin/api/red/batch (chalicelib/routes/admin_red.py)
+app.register_blueprint(callback_routes.bp)  # POST /callbacks/nuonuo/{store_id} (chalicelib/routes/callbacks.py)
+_refuse_other_methods(store_api_routes.INVOICE_PATH, ("GET",))
 for _depth in range(1, CATCH_ALL_DEPTH + 1):
     _answer_not_found(_depth)
 
@@ -228,6 +254,20 @@ def worker(event: Any) -> dict[str, Any]:
         wiring.metrics().flush_metrics()
 
 
+@app.on_sqs_message(queue="einvoice-deliver", batch_size=WORKER_BATCH_SIZE)
+def deliverer(event: Any) -> dict[str, Any]:
+    """Deliver what the worker issued: the PDF into the invoice bucket, the customer's link by e-mail
+    and SMS (chalicelib/services/deliver.py); a run to retry is hidden for its backoff and reported."""
+    from chalicelib import wiring
+
+    try:
+        records = event.to_dict().get("Records", [])
+        return wiring.deliver_batch().handle(records, event.context.get_remaining_time_in_millis).response()
+    finally:
+        metrics.flush_metrics()
+        wiring.metrics().flush_metrics()
+
+
 # --- schedules ---------------------------------------------------------------------------------------
 @app.schedule("rate(1 minute)")
 def sweeper(event: Any) -> dict[str, int]:
@@ -239,8 +279,22 @@ def sweeper(event: Any) -> dict[str, int]:
     from chalicelib.services.sweeper import sweep
 
     sent = sweep(wiring.ledger(), wiring.queue(), now=time.time(), grace_seconds=wiring.sweep_grace_seconds())
+    metrics.add_metric(name="SyncedInvoices", unit=MetricUnit.Count, value=wiring.status_sync_sweep(time.time()))
     if sent:
         logger.warning("sweeper re-queued overdue orders", extra={"count": sent})
     metrics.add_metric(name="SweptOrders", unit=MetricUnit.Count, value=sent)
     metrics.flush_metrics()
     return {"requeued": sent}
+
+
+@app.schedule("rate(1 day)")
+def archive_manifest(event: Any) -> dict[str, Any]:
+    """Seal each store's finished archive days with a signed manifest and verify the day before
+    (chalicelib/services/archive_manifest.py); a failing manifest is an alert."""
+    from chalicelib import wiring
+
+    runs = wiring.manifest_job().run()
+    failed = [r.store for r in runs if r.checked is not None and not r.checked.ok]
+    metrics.add_metric(name="ManifestVerifyFailed", unit=MetricUnit.Count, value=len(failed))  # the alarm's
+    metrics.flush_metrics()
+    return {"sealed": {r.store: [d.isoformat() for d in r.sealed] for r in runs}, "failed": failed}

@@ -71,6 +71,8 @@ class Batch:
     wall_s: float = 0.0
     stages: dict[str, float] | None = None
     notes: list[str] = field(default_factory=list)
+    deliver_thread_cpu: float = 0.0  # app.deliverer after the batch (bench/issuing_delivery.py)
+    delivered: int = 0
 
     def per(self, phase: str) -> float:
         return self.calls.get(phase, Counter()).total() / max(1, self.orders)
@@ -200,6 +202,9 @@ class InProcess:
             # Python 3.12's cProfile sees every thread (sys.monitoring): other threads would mix in.
             result.notes.append(f"{threading.active_count() - 1} other thread(s) ran while profiling")
         self._drain(app_module.worker, keys, result, profiler)
+        from bench.issuing_delivery import drain_deliveries
+
+        drain_deliveries(self, keys, result)
         result.wall_s = time.perf_counter() - started
         result.calls, result.retries = self.aws.take()
         receives = result.calls.setdefault("event-source", Counter())

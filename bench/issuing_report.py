@@ -64,6 +64,9 @@ def render_in_process(runs: list[Run], elapsed: float) -> str:
                 f"intake {_ops(b.calls.get('intake', Counter()), b.orders)}; "
                 f"worker {_ops(b.calls.get('worker', Counter()), b.orders)}; "
                 f"event source {_ops(b.calls.get('event-source', Counter()), b.orders)}; "
+                f"delivery {_ops(b.calls.get('deliver', Counter()), b.orders)}, "
+                f"{_num(b.deliver_thread_cpu * 1000 / max(1, b.orders), 1)} ms CPU "
+                f"(worker + delivery {_num(b.cpu_ms + b.deliver_thread_cpu * 1000 / max(1, b.orders), 1)} ms); "
                 f"tax HTTP {_ops(b.tax, b.orders)} (at the client: {_ops(b.tax_client, b.orders)})."
             )
         warm = next((b for b in run.batches if b.label == "warm"), None)
@@ -92,7 +95,10 @@ def render_in_process(runs: list[Run], elapsed: float) -> str:
             "issued automatically); sandbox = `examples/sandbox.json` with the delay shown. "
             "AWS calls per invoice from a botocore `before-call` hook: *intake* = during the webhook posts, "
             "*worker* = during `app.worker`, *event source* = this bench's receive / delete calls for Lambda "
-            "(empty receives while waiting shown apart, in total). Tax HTTP = requests the sandbox received on its "
+            "(empty receives while waiting shown apart, in total); *delivery* (in the per-invoice details) = "
+            "`app.deliverer` draining the deliver queue after the batch — the PDF rendered and stored, the "
+            "platform's files fetched and stored, the link issued, the buyer mailed (demo-shanghai) — with "
+            "its thread CPU per invoice and the sum worker + delivery. Tax HTTP = requests the sandbox received on its "
             "protocol routes. Worker CPU = the invoking thread's CPU time around `app.worker`, per invoice; "
             "*all threads* = process CPU time around it minus the sandbox handler threads' CPU. "
             "*Cold* = the first order after a simulated cold start (new boto3 session, "

@@ -38,6 +38,25 @@ MAX_WEBHOOK_BYTES = 256 * 1024
 #: alert to the alarm topic (environment: REJECTION_ALERT_THRESHOLD, REJECTION_ALERT_MINUTES).
 REJECTION_ALERT_THRESHOLD = 5
 REJECTION_ALERT_MINUTES = 15
+#: The audit archive's manifest signing key (SM2, one per deployment): a Secrets Manager secret outside
+#: the ``einvoice/`` prefix every function may read — only the manifest job is granted it
+#: (environment: MANIFEST_KEY_SECRET; docs/operator.md).
+MANIFEST_KEY_SECRET = "einvoice-archive/manifest-signing-key"  # noqa: S105 - a secret's name, not a secret
+#: The red flow (chalicelib/services/red.py). A refund whose order is not known yet is held and looked
+#: at again on the retry schedule for this long, then raised to the operator (``refund_unmatched``).
+REFUND_HOLD_SECONDS = 24 * 3600
+#: A red confirmation form waiting for the buyer is re-checked this often (its message hidden again: 18
+#: receives per 72-hour form, well inside the queue's maxReceiveCount).
+RED_FORM_RECHECK_SECONDS = 4 * 3600
+#: A form still unconfirmed this many hours after it was applied raises one alert (it expires at 72 h).
+RED_FORM_ALERT_HOURS = 60
+RED_FORM_EXPIRY_HOURS = 72
+#: The customer's link pages (``/i/…``): at most LINK_RATE_LIMIT requests per client IP in each fixed
+#: window of LINK_RATE_WINDOW_SECONDS (429 beyond; 0 turns it off), and the PDF download's presigned
+#: URL lives PDF_URL_SECONDS (environment: the same names; docs/delivery.md "The customer's link").
+LINK_RATE_LIMIT = 60
+LINK_RATE_WINDOW_SECONDS = 60
+PDF_URL_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -58,6 +77,10 @@ class Settings:
     first_check_seconds: int = FIRST_CHECK_SECONDS
     rejection_alert_threshold: int = REJECTION_ALERT_THRESHOLD
     rejection_alert_minutes: int = REJECTION_ALERT_MINUTES
+    manifest_key_secret: str = MANIFEST_KEY_SECRET
+    link_rate_limit: int = LINK_RATE_LIMIT
+    link_rate_window_seconds: int = LINK_RATE_WINDOW_SECONDS
+    pdf_url_seconds: int = PDF_URL_SECONDS
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -79,6 +102,10 @@ class Settings:
             first_check_seconds=int(e.get("FIRST_CHECK_SECONDS", str(FIRST_CHECK_SECONDS))),
             rejection_alert_threshold=int(e.get("REJECTION_ALERT_THRESHOLD", str(REJECTION_ALERT_THRESHOLD))),
             rejection_alert_minutes=int(e.get("REJECTION_ALERT_MINUTES", str(REJECTION_ALERT_MINUTES))),
+            manifest_key_secret=e.get("MANIFEST_KEY_SECRET", MANIFEST_KEY_SECRET),
+            link_rate_limit=int(e.get("LINK_RATE_LIMIT", str(LINK_RATE_LIMIT))),
+            link_rate_window_seconds=int(e.get("LINK_RATE_WINDOW_SECONDS", str(LINK_RATE_WINDOW_SECONDS))),
+            pdf_url_seconds=int(e.get("PDF_URL_SECONDS", str(PDF_URL_SECONDS))),
         )
 
 

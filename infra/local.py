@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.resources import CONDITIONS, PARAMETERS, resource_set
+from infra.resources import CONDITIONS, PARAMETERS, resource_set, retention_days
 
 ACCOUNT = "123456789012"
 PARTITION = "aws"
@@ -86,6 +86,7 @@ def bootstrap(session: Any, *, prefix: str = "einvoice-local", params: dict[str,
     stack = LocalStack(prefix=prefix, region=region)
     values = {k: v.get("Default") for k, v in PARAMETERS.items()}
     values.update(params or {})
+    values["RetentionDays"] = retention_days(values["RetentionDays"])  # never below 5 years
     r = _Resolver(stack, values)
     rs = resource_set()
     by_type = sorted(
@@ -101,7 +102,32 @@ def bootstrap(session: Any, *, prefix: str = "einvoice-local", params: dict[str,
         creator(session, stack, logical, r.resolve(spec.get("Properties", {})))
     for logical, binding in rs.bindings.items():
         stack.env[binding.env] = stack.physical[logical]
+    from chalicelib.adapters.archive import ensure_signing_key
+    from chalicelib.config import MANIFEST_KEY_SECRET
+
+    # The manifests' SM2 key (per deployment; in production the operator creates it: docs/operator.md).
+    ensure_signing_key(session.client("secretsmanager"), MANIFEST_KEY_SECRET)
+    verify_senders(session, example_senders())
     return stack
+
+
+def example_senders() -> list[str]:
+    """The ``delivery.email_from`` of the example stores (examples/stores/*.json)."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "examples" / "stores"
+    found = {json.loads(f.read_text()).get("delivery", {}).get("email_from") for f in sorted(folder.glob("*.json"))}
+    return sorted(a for a in found if a)
+
+
+def verify_senders(session: Any, addresses: list[str]) -> None:
+    """SES sends only from a verified identity: moto verifies at once (production: docs/operator.md).
+    SES lives in its own region (not offered in China): ``chalicelib.adapters.mailer.ses_region``."""
+    from chalicelib.adapters.mailer import ses_region
+
+    ses = session.client("ses", region_name=ses_region())
+    for address in addresses:
+        ses.verify_email_identity(EmailAddress=address)
 
 
 def _condition(expr: Any, r: _Resolver) -> bool:

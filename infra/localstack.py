@@ -258,11 +258,34 @@ class Stack:
         _wait_http(f"http://127.0.0.1:{a.api_port}/health", api, "api")
         steps.done()
 
-        steps.begin("starting the worker and the scheduler")
+        steps.begin("starting the worker, the deliverer and the scheduler")
         self.spawn("worker", [sys.executable, "-m", "infra.worker_runner"], run_env)
+        deliverer = ["--handler", "app:deliverer", "--queue-url", self.env["DELIVER_QUEUE_URL"], "--concurrency", "1"]
+        self.spawn("deliverer", [sys.executable, "-m", "infra.worker_runner", *deliverer], run_env)
         self.spawn("scheduler", [sys.executable, "-m", "infra.scheduler"], run_env)
         steps.done("started")
         self.summary(aws_url, sandbox_url, seeded)
+        self.demo(aws_url, seeded)
+
+    def demo(self, aws_url: str, seeded: dict[str, Any]) -> None:
+        """One demo order, issued and delivered beside the running stack; its link printed (infra/demo_order.py)."""
+        from infra import demo_order
+
+        if not demo_order.enabled():
+            return
+        api = f"http://127.0.0.1:{self.args.api_port}"
+        print("\nposting a demo order; its link follows once it is issued and delivered …", flush=True)
+
+        def follow() -> None:
+            try:
+                result = demo_order.run(api, aws_url, seeded["sample_store"], seeded["sample_secret"], env=self.env)
+                print("\n" + demo_order.report(result), flush=True)
+            except Exception as exc:  # never in the stack's way
+                print(f"\ndemo order: {type(exc).__name__}: {exc}. The stack keeps running.", flush=True)
+
+        import threading
+
+        threading.Thread(target=follow, name="demo-order", daemon=True).start()
 
     def summary(self, aws_url: str, sandbox_url: str, seeded: dict[str, Any]) -> None:
         a = self.args
@@ -283,6 +306,7 @@ einvoice is running locally (stage 'local'):
   tax sandbox    {sandbox_url:<28}  (sta + nuonuo)    log: {logs}/sandbox.log
   worker         app:worker × {concurrency_from_env()} (timeout {timeout_from_env():g} s), long-polling
                  {self.env["ISSUE_QUEUE_URL"]}   log: {logs}/worker.log
+  deliverer      app:deliverer × 1: the PDF into the bucket, e-mail / SMS to the buyer   log: {logs}/deliverer.log
   scheduler      every @app.schedule handler on {rates}   log: {logs}/scheduler.log
   stores         {_stores_lines(seeded["store_files"])}
   CLI            .venv/bin/einvoice stores list     (reads {logs}/stack.json)

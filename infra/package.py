@@ -2,8 +2,9 @@
 
 The merge template adds every resource of ``infra.resources``, the template parameters, the function
 wiring Chalice cannot express (the SQS event source's ``FunctionResponseTypes: [ReportBatchItemFailures]``
-and queue ARN, the worker's timeout, every function's environment) and a least-privilege IAM policy
-that names each resource. The packaged template is then linted with cfn-lint; a lint error fails.
+and queue ARN, the worker's timeout, every function's environment), a least-privilege IAM policy
+that names each resource, and API Gateway's own answers in the project's error shape
+(:func:`gateway_responses`). The packaged template is then linted with cfn-lint; a lint error fails.
 
     python -m infra.package [--stage dev|test|prod] [--out build/package] [--no-lint]
 """
@@ -18,12 +19,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chalicelib.config import WORKER_BATCH_SIZE, WORKER_TIMEOUT_SECONDS
-from infra.resources import CONDITIONS, PARAMETERS, resource_set
+from chalicelib.config import MANIFEST_KEY_SECRET, WORKER_BATCH_SIZE, WORKER_TIMEOUT_SECONDS
+from infra.resources import CONDITIONS, parameters, resource_set
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER_ID = "Worker"
 SQS_EVENT_ID = "WorkerSqsEventSource"
+DELIVERER_ID = "Deliverer"
+#: SQS-triggered function → (its event source id, the template's queue it consumes).
+QUEUE_CONSUMERS: dict[str, tuple[str, str]] = {
+    WORKER_ID: (SQS_EVENT_ID, "IssueQueue"),
+    DELIVERER_ID: ("DelivererSqsEventSource", "DeliverQueue"),
+}
+MANIFEST_ID = "ArchiveManifest"
+MANIFEST_TIMEOUT_SECONDS = 300
 #: Secrets the functions may read: every secret name a store refers to must start with this prefix.
 SECRET_PREFIX = "einvoice/"  # noqa: S105 - a name prefix, not a secret
 
@@ -78,6 +87,8 @@ def _statements() -> dict[str, dict[str, Any]]:
                 "dynamodb:UpdateItem",
                 "dynamodb:Query",
                 "dynamodb:ConditionCheckItem",
+                "dynamodb:BatchGetItem",  # the store API and the dashboard read several records at once
+                "dynamodb:DeleteItem",  # an operator's logout ends the session item
             ],
             "Resource": [_arn("LedgerTable"), {"Fn::Sub": "${LedgerTable.Arn}/index/*"}],
         },
@@ -97,6 +108,47 @@ def _statements() -> dict[str, dict[str, Any]]:
             ],
             "Resource": [_arn("IssueQueue")],
         },
+        "SendToDeliverQueue": {
+            "Effect": "Allow",
+            "Action": ["sqs:SendMessage"],
+            "Resource": [_arn("DeliverQueue")],
+        },
+        "ConsumeDeliverQueue": {
+            "Effect": "Allow",
+            "Action": [
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:ChangeMessageVisibility",
+                "sqs:GetQueueAttributes",
+                "sqs:SendMessage",
+            ],
+            "Resource": [_arn("DeliverQueue")],
+        },
+        "DeliverDeadLetter": {
+            "Effect": "Allow",
+            "Action": ["sqs:SendMessage"],
+            "Resource": [_arn("DeliverDLQ")],
+        },
+        "InvoiceFiles": {
+            "Effect": "Allow",
+            "Action": ["s3:PutObject", "s3:GetObject"],
+            "Resource": [_objects("InvoiceBucket")],
+        },
+        "ReadInvoiceFiles": {  # the presigned download links are signed with the API's own role
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": [_objects("InvoiceBucket")],
+        },
+        "SendMail": {  # SES in SES_REGION (not offered in the China regions: docs/operator.md)
+            "Effect": "Allow",
+            "Action": ["ses:SendRawEmail"],
+            "Resource": {"Fn::Sub": "arn:${AWS::Partition}:ses:*:${AWS::AccountId}:identity/*"},
+        },
+        "SendSms": {  # SNS has no resource for a phone number: publishing an SMS is granted on "*"
+            "Effect": "Allow",
+            "Action": ["sns:Publish"],
+            "Resource": "*",
+        },
         "DeadLetter": {
             "Effect": "Allow",
             "Action": ["sqs:SendMessage"],
@@ -106,6 +158,25 @@ def _statements() -> dict[str, dict[str, Any]]:
             "Effect": "Allow",
             "Action": ["s3:PutObject", "s3:GetObject"],
             "Resource": [_objects("ArchiveBucket"), _objects("InvoiceBucket")],
+        },
+        "ManifestArchive": {
+            "Effect": "Allow",
+            "Action": ["s3:PutObject", "s3:GetObject"],
+            "Resource": [_objects("ArchiveBucket")],
+        },
+        "ManifestKey": {
+            "Effect": "Allow",
+            "Action": ["secretsmanager:GetSecretValue"],
+            "Resource": {
+                "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+                + MANIFEST_KEY_SECRET
+                + "-*"
+            },
+        },
+        "ListArchive": {
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": [_arn("ArchiveBucket")],
         },
         "ReadConfig": {
             "Effect": "Allow",
@@ -136,9 +207,41 @@ def _statements() -> dict[str, dict[str, Any]]:
 
 #: Function (logical id) → the grants it needs. A function missing here gets only Logs and Tracing.
 FUNCTION_GRANTS: dict[str, list[str]] = {
-    "APIHandler": ["ReadStores", "Ledger", "SendToQueue", "ReadConfig", "DataKey", "Secrets", "Alarms"],
-    "Worker": ["ReadStores", "Ledger", "ConsumeQueue", "DeadLetter", "WriteArchive", "DataKey", "Secrets", "Alarms"],
+    "APIHandler": [
+        "ReadStores",
+        "Ledger",
+        "SendToQueue",
+        "ReadConfig",
+        "ReadInvoiceFiles",
+        "DataKey",
+        "Secrets",
+        "Alarms",
+    ],
+    "Worker": [
+        "ReadStores",
+        "Ledger",
+        "ConsumeQueue",
+        "DeadLetter",
+        "SendToDeliverQueue",
+        "WriteArchive",
+        "DataKey",
+        "Secrets",
+        "Alarms",
+    ],
+    "Deliverer": [
+        "ReadStores",
+        "Ledger",
+        "ConsumeDeliverQueue",
+        "DeliverDeadLetter",
+        "InvoiceFiles",
+        "DataKey",
+        "Secrets",
+        "Alarms",
+        "SendMail",
+        "SendSms",
+    ],
     "Sweeper": ["Ledger", "SendToQueue", "DataKey"],
+    "ArchiveManifest": ["ManifestArchive", "ListArchive", "DataKey", "ManifestKey", "Alarms"],
 }
 
 
@@ -154,18 +257,62 @@ def iam_policy(function_id: str) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": [{"Sid": n, **every[n]} for n in names]}
 
 
-def merge_template(functions: list[str]) -> dict[str, Any]:
+#: API Gateway's own answers (no Lambda reached): type → (status, the project's error code, message);
+#: None keeps the gateway's status, or its message. A path deeper than the catch-all routes
+#: (``app.CATCH_ALL_DEPTH``) has no resource, which API Gateway answers 403 MISSING_AUTHENTICATION_TOKEN
+#: ("Missing Authentication Token"): it is the app's 404 ``not_found``. A type not named here falls back
+#: to DEFAULT_4XX / DEFAULT_5XX.
+GATEWAY_ERRORS: dict[str, tuple[str | None, str, str | None]] = {
+    "MISSING_AUTHENTICATION_TOKEN": ("404", "not_found", "no route for this path"),
+    "REQUEST_TOO_LARGE": (None, "payload_too_large", None),  # over API Gateway's 10 MB (ours: 413 above 256 KB)
+    "UNSUPPORTED_MEDIA_TYPE": (None, "unsupported_media_type", None),
+    "THROTTLED": (None, "throttled", None),
+    "QUOTA_EXCEEDED": (None, "throttled", None),
+    "ACCESS_DENIED": (None, "access_denied", None),
+    "WAF_FILTERED": (None, "access_denied", None),
+    "INTEGRATION_FAILURE": (None, "integration_failure", None),
+    "INTEGRATION_TIMEOUT": (None, "integration_timeout", None),
+    "DEFAULT_4XX": (None, "request_refused", None),
+    "DEFAULT_5XX": (None, "gateway_error", None),
+}
+GATEWAY_RESPONSES_KEY = "x-amazon-apigateway-gateway-responses"
+
+
+def gateway_responses() -> dict[str, Any]:
+    """``x-amazon-apigateway-gateway-responses`` of the REST API: ``{"error": code, "message": …}``.
+
+    In the API's definition (Chalice's ``RestAPI``, a SAM API), not as ``AWS::ApiGateway::GatewayResponse``
+    resources: a gateway response takes effect only with a deployment made after it, and SAM re-deploys
+    the stage exactly when the definition changes — separate resources would race the first deployment
+    and be missed by any later one that changes nothing else. The templates are not VTL: simple
+    substitution only, and ``$context.error.messageString`` is already a quoted JSON string.
+    """
+    found: dict[str, Any] = {}
+    for response_type, (status, code, text) in GATEWAY_ERRORS.items():
+        message = json.dumps(text) if text is not None else "$context.error.messageString"
+        entry: dict[str, Any] = {
+            "responseTemplates": {"application/json": f'{{"error":"{code}","message":{message}}}'},
+        }
+        if status is not None:
+            entry["statusCode"] = status
+        found[response_type] = entry
+    return found
+
+
+def merge_template(functions: list[str], stage: str | None = None) -> dict[str, Any]:
     rs = resource_set()
     env = {b.env: rs.binding_value(logical_id) for logical_id, b in rs.bindings.items()}
     resources: dict[str, Any] = dict(rs.resources)
     for fid in functions:
         resources[fid] = {"Properties": {"Environment": {"Variables": env}}}
-    if WORKER_ID in functions:
-        resources[WORKER_ID]["Properties"].update(
+    for fid, (event_id, _queue) in QUEUE_CONSUMERS.items():
+        if fid not in functions:
+            continue
+        resources[fid]["Properties"].update(
             {
                 "Timeout": WORKER_TIMEOUT_SECONDS,
                 "Events": {
-                    SQS_EVENT_ID: {
+                    event_id: {
                         "Type": "SQS",
                         "Properties": {
                             "BatchSize": WORKER_BATCH_SIZE,
@@ -177,12 +324,16 @@ def merge_template(functions: list[str]) -> dict[str, Any]:
                 },
             }
         )
+    if MANIFEST_ID in functions:  # reads a day's objects (thousands) and signs: minutes, not seconds
+        resources[MANIFEST_ID]["Properties"]["Timeout"] = MANIFEST_TIMEOUT_SECONDS
+    if "APIHandler" in functions:  # deep-merged into Chalice's API definition (see gateway_responses)
+        resources["RestAPI"] = {"Properties": {"DefinitionBody": {GATEWAY_RESPONSES_KEY: gateway_responses()}}}
     for fid in functions:
         resources[role_id(fid)] = {
             "Properties": {"Policies": [{"PolicyName": "EinvoiceLeastPrivilege", "PolicyDocument": iam_policy(fid)}]}
         }
     return {
-        "Parameters": PARAMETERS,
+        "Parameters": parameters(stage),
         "Conditions": CONDITIONS,
         "Resources": resources,
         "Outputs": {
@@ -196,7 +347,7 @@ def merge_template(functions: list[str]) -> dict[str, Any]:
 def package(stage: str, out: Path, lint: bool = True) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     merge_path = out.parent / f"merge-template-{stage}.json"
-    merge_path.write_text(json.dumps(merge_template(function_ids()), indent=2, ensure_ascii=False))
+    merge_path.write_text(json.dumps(merge_template(function_ids(), stage), indent=2, ensure_ascii=False))
     env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "cn-north-1")}
     chalice = Path(sys.executable).parent / "chalice"
     subprocess.run(
@@ -229,8 +380,9 @@ def point_worker_at_queue(template: Path) -> None:
     ``Fn::GetAtt`` given there would sit beside Chalice's ``Fn::Sub`` in one object instead of replacing it.
     """
     doc = json.loads(template.read_text())
-    events = doc["Resources"][WORKER_ID]["Properties"]["Events"]
-    events[SQS_EVENT_ID]["Properties"]["Queue"] = _arn("IssueQueue")
+    for fid, (event_id, queue) in QUEUE_CONSUMERS.items():
+        if fid in doc["Resources"]:
+            doc["Resources"][fid]["Properties"]["Events"][event_id]["Properties"]["Queue"] = _arn(queue)
     template.write_text(json.dumps(doc, indent=2, ensure_ascii=False))
 
 

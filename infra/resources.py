@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.config import MAX_RECEIVE_COUNT, QUEUE_VISIBILITY_SECONDS
+from chalicelib.domain.delivery import DELIVER_MAX_RECEIVES
+from infra.alarms import alarms
 
 #: Retention floor for invoices and tax-interface logs: 5 years (1,827 days covers two leap days).
 MIN_RETENTION_DAYS = 1827
@@ -41,6 +43,30 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "Description": "Optional e-mail address subscribed to the alarm topic.",
     },
 }
+
+#: The Object Lock mode of each stage's locked buckets (the template parameter's default, see
+#: :func:`parameters`): prod COMPLIANCE (nobody, not even root, shortens or removes a lock); dev and test
+#: GOVERNANCE (a user with s3:BypassGovernanceRetention may clean test data); the local stack keeps the
+#: parameter's own default.
+LOCK_MODE_BY_STAGE = {"prod": "COMPLIANCE", "test": "GOVERNANCE", "dev": "GOVERNANCE"}
+
+
+def retention_days(value: object) -> int:
+    """A retention in days, validated: a whole number of at least 5 years (``MIN_RETENTION_DAYS``)."""
+    days = int(str(value))
+    if days < MIN_RETENTION_DAYS:
+        raise ValueError(f"retention of {days} days is below the 5-year floor ({MIN_RETENTION_DAYS} days)")
+    return days
+
+
+def parameters(stage: str | None = None) -> dict[str, dict[str, Any]]:
+    """The template parameters, their defaults for ``stage`` (Object Lock mode, validated retention)."""
+    params = copy.deepcopy(PARAMETERS)
+    retention_days(params["RetentionDays"]["Default"])
+    if stage in LOCK_MODE_BY_STAGE:
+        params["ObjectLockMode"]["Default"] = LOCK_MODE_BY_STAGE[stage]
+    return params
+
 
 CONDITIONS: dict[str, Any] = {"HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}}
 
@@ -208,6 +234,24 @@ def resource_set() -> ResourceSet:
                 },
             },
         },
+        # Delivery (chalicelib/services/deliver.py): one message per issued order; retries hide it.
+        "DeliverDLQ": {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {"MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True},
+        },
+        "DeliverQueue": {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                "VisibilityTimeout": QUEUE_VISIBILITY_SECONDS,
+                "MessageRetentionPeriod": 1209600,
+                "ReceiveMessageWaitTimeSeconds": 20,
+                "SqsManagedSseEnabled": True,
+                "RedrivePolicy": {
+                    "deadLetterTargetArn": {"Fn::GetAtt": ["DeliverDLQ", "Arn"]},
+                    "maxReceiveCount": DELIVER_MAX_RECEIVES,
+                },
+            },
+        },
         "ArchiveBucket": _locked_bucket("archive"),
         "InvoiceBucket": _locked_bucket("invoices"),
         "ConfigBucket": {
@@ -256,6 +300,7 @@ def resource_set() -> ResourceSet:
             },
         },
     }
+    resources.update(alarms())  # the CloudWatch alarms of the alerts (infra/alarms.py)
     for bucket in ("ArchiveBucket", "InvoiceBucket", "ConfigBucket"):
         resources[f"{bucket}TlsOnly"] = {
             "Type": "AWS::S3::BucketPolicy",
@@ -284,6 +329,8 @@ def resource_set() -> ResourceSet:
         "LedgerTable": Binding("LEDGER_TABLE", "Ref"),
         "IssueQueue": Binding("ISSUE_QUEUE_URL", "Ref"),
         "IssueDLQ": Binding("ISSUE_DLQ_URL", "Ref"),
+        "DeliverQueue": Binding("DELIVER_QUEUE_URL", "Ref"),
+        "DeliverDLQ": Binding("DELIVER_DLQ_URL", "Ref"),
         "ArchiveBucket": Binding("ARCHIVE_BUCKET", "Ref"),
         "InvoiceBucket": Binding("INVOICE_BUCKET", "Ref"),
         "ConfigBucket": Binding("CONFIG_BUCKET", "Ref"),

@@ -95,9 +95,13 @@ def intake_deadline_seconds() -> float:
 
 
 def intake_profile(deadline_seconds: float | None = None) -> Profile:
-    """Connect 1 s, read 1.5 s, one retry; shorter when the deadline leaves less (one attempt always fits)."""
+    """Connect 1 s, read 1.5 s, one retry at the default 5 s deadline; shorter when the deadline leaves
+    less (one attempt always fits), longer when a deployment gives the intake more time (a third of the
+    budget stays the most one wait may take, so the retry still fits)."""
     budget = (deadline_seconds or intake_deadline_seconds()) - INTAKE_RESERVE_SECONDS
-    return Profile(INTAKE, connect_timeout=min(1.0, budget / 4), read_timeout=min(1.5, budget / 2), total_attempts=2)
+    connect = min(budget / 4, max(1.0, budget / 9))
+    read = min(budget / 2, max(1.5, budget / 6))
+    return Profile(INTAKE, connect_timeout=connect, read_timeout=read, total_attempts=2)
 
 
 def profile_settings(name: str) -> Profile:

@@ -33,13 +33,16 @@ import base64
 import json
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.adapters import aws
 from chalicelib.adapters.dynamo import Update, conditional
 from chalicelib.config import SWEEP_GRACE_SECONDS
+from chalicelib.domain.delivery import DELIVERABLE
+from chalicelib.domain.errors import InfrastructureUnavailable
+from chalicelib.domain.event_ids import EventIdHeld
 from chalicelib.domain.order_state import (
     FENCED,
     LEASED,
@@ -48,15 +51,19 @@ from chalicelib.domain.order_state import (
     TERMINAL,
     OrderEvent,
     OrderStatus,
+    event_order_key,
+    parse_order_key,
     parse_status,
     sources,
+    store_of,
     target,
 )
+from chalicelib.services.archive import TransitionRecorder
 from chalicelib.services.ports import Fields, OrderRecord, Transition
 
 DUE = "due"
 #: Attributes kept as numbers; every other worker attribute is text.
-NUMBERS = frozenset({"lease_until", "claims", "sends", "retries", "checks"})
+NUMBERS = frozenset({"lease_until", "claims", "sends", "retries", "checks", "revision"})
 #: Attributes that are the record itself, not the worker's fields.
 _BASE = frozenset({"pk", "sk", "order_key", "store_id", "status", "kind", "payload", "violations", "due", "created_at"})
 
@@ -118,10 +125,37 @@ def _condition(update: Update, event: OrderEvent, claim_id: str | None, now: flo
     return " AND ".join(parts)
 
 
+def event_pk(order_key: str, event_id: str) -> str:
+    """The key of the item recording that ``event_id`` (an event of the order's store and platform)
+    came with ``order_key``: ``event#<store>:<platform>:event%3A<event id>``, sk ``event``."""
+    parts = parse_order_key(order_key)
+    return f"event#{event_order_key(parts.store_id, parts.platform, event_id)}"
+
+
+#: A transaction item's cancellation reason when its own condition refused it.
+_CONDITION_REFUSED = "ConditionalCheckFailed"
+
+
+def _cancellation_reasons(write: Any) -> list[dict[str, Any]] | None:
+    """None when the transaction ``write`` went through, else its cancellation reasons (one per item,
+    each with the item as it was when asked with ``ReturnValuesOnConditionCheckFailure``)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        write()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+            raise
+        return list(exc.response.get("CancellationReasons") or [])
+    return None
+
+
 class Ledger:
-    def __init__(self, table_name: str, *, clock: Any = time.time) -> None:
+    def __init__(self, table_name: str, *, clock: Any = time.time, recorder: TransitionRecorder | None = None) -> None:
         self.table = table_name
         self.clock = clock
+        #: Each transition made is told to the audit archive's status history (None: not recorded).
+        self.recorder = recorder
 
     @property
     def _ddb(self) -> Any:
@@ -139,12 +173,18 @@ class Ledger:
         outbox: bool,
         violations: list[dict[str, str]] | None = None,
         grace_seconds: float = SWEEP_GRACE_SECONDS,
-    ) -> OrderRecord | None:
+        event_id: str | None = None,
+    ) -> OrderRecord | EventIdHeld | None:
         """Put the order record if absent (or if only a rejected attempt exists).
 
         ``outbox``: the record is ``received`` and its message is about to be sent; it is due for the
         sweeper after ``grace_seconds``. Returns None when written, else the existing record (read by
         the refused write itself).
+
+        ``event_id``: recorded in the same single call (one ``TransactWriteItems``: the order's put and
+        an event item, :func:`event_pk`, naming the order), refused when the item names another order:
+        then nothing is written and :class:`EventIdHeld` names that order. An existing order (not
+        rejected) is returned first, whatever its event id.
         """
         now = self.clock()
         item: dict[str, Any] = {
@@ -162,19 +202,53 @@ class Ledger:
             item["due_at"] = {"S": iso(now + grace_seconds)}
         if violations:
             item["violations"] = {"S": json.dumps(violations, ensure_ascii=False)}
+        absent: dict[str, Any] = {
+            # A rejected order may be resubmitted once the store or the order is fixed.
+            "ConditionExpression": "attribute_not_exists(pk) OR #s = :rejected",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":rejected": {"S": OrderStatus.REJECTED.value}},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        if event_id is not None:
+            return self._create_with_event(order_key, item, absent, event_id)
         with aws.unavailable("ledger"):
-            ok, old = conditional(
-                lambda: self._ddb.put_item(
-                    TableName=self.table,
-                    Item=item,
-                    # A rejected order may be resubmitted once the store or the order is fixed.
-                    ConditionExpression="attribute_not_exists(pk) OR #s = :rejected",
-                    ExpressionAttributeNames={"#s": "status"},
-                    ExpressionAttributeValues={":rejected": {"S": OrderStatus.REJECTED.value}},
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            ok, old = conditional(lambda: self._ddb.put_item(TableName=self.table, Item=item, **absent))
+        return None if ok else (record_of(old) if old else None)
+
+    def _create_with_event(
+        self, order_key: str, item: dict[str, Any], absent: dict[str, Any], event_id: str
+    ) -> OrderRecord | EventIdHeld | None:
+        """The order's put and its event item in one transaction (see :meth:`create_order`)."""
+        event_item = {
+            "pk": {"S": event_pk(order_key, event_id)},
+            "sk": {"S": "event"},
+            "order_key": {"S": order_key},
+            "event_id": {"S": event_id},
+            "created_at": item["created_at"],
+        }
+        unused = {
+            "ConditionExpression": "attribute_not_exists(pk) OR order_key = :k",
+            "ExpressionAttributeValues": {":k": {"S": order_key}},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        with aws.unavailable("ledger"):
+            reasons = _cancellation_reasons(
+                lambda: self._ddb.transact_write_items(
+                    TransactItems=[
+                        {"Put": {"TableName": self.table, "Item": item, **absent}},
+                        {"Put": {"TableName": self.table, "Item": event_item, **unused}},
+                    ]
                 )
             )
-        return None if ok else (record_of(old) if old else None)
+        if reasons is None:
+            return None
+        order, event = [*reasons, {}, {}][:2]
+        if order.get("Code") == _CONDITION_REFUSED:
+            return record_of(order["Item"]) if order.get("Item") else None
+        if event.get("Code") == _CONDITION_REFUSED and event.get("Item"):
+            return EventIdHeld(event_id, event["Item"]["order_key"]["S"])
+        codes = ", ".join(str(r.get("Code")) for r in reasons)  # TransactionConflict: a concurrent write
+        raise InfrastructureUnavailable(f"ledger: the intake write was cancelled ({codes}); retry")
 
     def get_order(self, order_key: str) -> OrderRecord | None:
         with aws.unavailable("ledger"):
@@ -205,6 +279,35 @@ class Ledger:
                 reply = self._ddb.query(**query, Limit=limit if status is None else max(limit, 100))
                 found.extend(record_of(i) for i in reply.get("Items", []) if i.get("sk", {}).get("S") == "order")
                 if status is None or "LastEvaluatedKey" not in reply:
+                    break
+                query["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+        return found[:limit]
+
+    def store_records(
+        self, store_id: str, *, since: str, statuses: frozenset[OrderStatus] | None = None, limit: int = 1000
+    ) -> list[OrderRecord]:
+        """The store's records created at or after ``since`` (ISO text), oldest first, up to ``limit``
+        (index ``by_store``: a key-range query, never a scan; ``statuses`` filtered by DynamoDB — the
+        filtered-out items are read, so keep ``since`` recent). Used by batch reversal, void and sync."""
+        query: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": "by_store",
+            "KeyConditionExpression": "store_id = :s AND created_at >= :since",
+            "ExpressionAttributeValues": {":s": {"S": store_id}, ":since": {"S": since}},
+            "ScanIndexForward": True,
+        }
+        if statuses:
+            names = [f":st{i}" for i in range(len(statuses))]
+            query["FilterExpression"] = f"#st IN ({', '.join(names)})"
+            query["ExpressionAttributeNames"] = {"#st": "status"}
+            for name, status in zip(names, sorted(statuses, key=lambda x: x.value), strict=True):
+                query["ExpressionAttributeValues"][name] = {"S": status.value}
+        found: list[OrderRecord] = []
+        with aws.unavailable("ledger"):
+            while len(found) < limit:
+                reply = self._ddb.query(**query)
+                found.extend(record_of(i) for i in reply.get("Items", []) if i.get("sk", {}).get("S") == "order")
+                if "LastEvaluatedKey" not in reply:
                     break
                 query["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
         return found[:limit]
@@ -292,7 +395,10 @@ class Ledger:
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
             )
-        return Transition(ok, record_of(old) if old else None)
+        before = record_of(old) if old else None
+        if ok and self.recorder is not None:
+            record_transition(self.recorder, order_key, event, before, now=now, fields=fields)
+        return Transition(ok, before)
 
     def touch(self, order_key: str, claim_id: str, *, fields: Fields, lease_until: float | None = None) -> bool:
         """A fenced write that changes no status: ``status = issuing AND claim_id = :cid``."""
@@ -317,6 +423,43 @@ class Ledger:
                 )
             )
         return ok
+
+    def revise(
+        self,
+        order_key: str,
+        *,
+        revision: int,
+        statuses: frozenset[OrderStatus],
+        now: float,
+        fields: Fields,
+        payload: dict[str, Any] | None = None,
+    ) -> Transition:
+        """Compare-and-set on ``revision`` within ``statuses``; no status change (see the port)."""
+        u = Update()
+        u.set("updated_at", u.value(iso(now)))
+        u.fields(fields, NUMBERS)
+        u.set("revision", u.value(revision + 1))
+        if payload is not None:
+            u.values[":payload"] = {"B": _pack(payload)}
+            u.set("payload", ":payload")
+        rev, status = u.name("revision"), u.name("status")
+        names = ", ".join(u.value(s.value) for s in sorted(statuses, key=lambda s: s.value))
+        same = f"attribute_not_exists({rev})" if revision == 0 else f"{rev} = {u.value(revision)}"
+        condition = f"attribute_exists(pk) AND {status} IN ({names}) AND {same}"
+        with aws.unavailable("ledger"):
+            ok, old = conditional(
+                lambda: self._ddb.update_item(
+                    TableName=self.table,
+                    Key=_key(order_key),
+                    UpdateExpression=u.expression(),
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=u.names,
+                    ExpressionAttributeValues=u.values,
+                    ReturnValues="ALL_OLD",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            )
+        return Transition(ok, record_of(old) if old else None)
 
     # --- the sweeper's list -------------------------------------------------------------------------
     def due(self, now: float, *, limit: int) -> list[OrderRecord]:
@@ -350,6 +493,87 @@ class Ledger:
                 )
             )
         return ok
+
+    # --- delivery (chalicelib/services/deliver.py): non-status writes on an issued record ----------
+    def delivery_view(self, order_key: str) -> tuple[OrderRecord, list[dict[str, str]]] | None:
+        """The record and its delivery records (list attribute ``deliveries``), one consistent read."""
+        with aws.unavailable("ledger"):
+            item = self._ddb.get_item(TableName=self.table, Key=_key(order_key), ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        return record_of(item), deliveries_of(item)
+
+    def annotate(
+        self,
+        order_key: str,
+        *,
+        fields: Fields,
+        deliveries: Sequence[Mapping[str, str]] = (),
+        statuses: frozenset[OrderStatus] = DELIVERABLE,
+    ) -> bool:
+        """SET ``fields`` (None removes) and append ``deliveries`` while ``status IN statuses``: no
+        status change, no claim. The record's own attributes cannot be written this way."""
+        check_annotation(fields)
+        u = Update()
+        u.set("updated_at", u.value(iso(self.clock())))
+        u.fields(fields, NUMBERS)
+        if deliveries:
+            d = u.name("deliveries")
+            u.values[":deliveries"] = {"L": [{"M": {k: {"S": str(v)} for k, v in r.items()}} for r in deliveries]}
+            u.values[":empty"] = {"L": []}
+            u.set(d, f"list_append(if_not_exists({d}, :empty), :deliveries)", raw_name=True)
+        names = ", ".join(u.value(s.value) for s in sorted(statuses, key=lambda s: s.value))
+        condition = f"attribute_exists(pk) AND {u.name('status')} IN ({names})"
+        with aws.unavailable("ledger"):
+            ok, _ = conditional(
+                lambda: self._ddb.update_item(
+                    TableName=self.table,
+                    Key=_key(order_key),
+                    UpdateExpression=u.expression(),
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=u.names,
+                    ExpressionAttributeValues=u.values,
+                )
+            )
+        return ok
+
+
+def record_transition(
+    recorder: TransitionRecorder,
+    order_key: str,
+    event: OrderEvent,
+    before: OrderRecord | None,
+    *,
+    now: float,
+    fields: Fields | None,
+) -> None:
+    """Tell ``recorder`` of a transition made (shared with the in-memory ledger): the cause is the
+    record's ``last_error`` when the write sets one, else the event."""
+    cause = (fields or {}).get("last_error")
+    recorder.transition(
+        at=datetime.fromtimestamp(now, UTC),
+        store=before.store_id if before is not None else store_of(order_key),
+        order_key=order_key,
+        event=event.value,
+        before=before.status.value if before is not None else None,
+        after=target(event).value,
+        cause=str(cause) if cause is not None else event.value,
+    )
+
+
+def check_annotation(fields: Fields) -> None:
+    """``annotate`` writes delivery facts only, never the record's own attributes or the worker's claim."""
+    refused = sorted(set(fields) & (_BASE | {"updated_at", "claim_id", "lease_until", "deliveries"}))
+    if refused:
+        raise ValueError(f"annotate cannot write {refused}")
+
+
+def deliveries_of(item: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The delivery records of an item (DynamoDB JSON), oldest first."""
+    return [
+        {k: str(v.get("S", "")) for k, v in entry.get("M", {}).items()}
+        for entry in item.get("deliveries", {}).get("L", [])
+    ]
 
 
 def due_epoch(record: OrderRecord) -> float | None:

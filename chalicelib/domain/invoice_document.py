@@ -15,6 +15,7 @@ the PDF and the HTML page print the same thing.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
@@ -220,14 +221,38 @@ def document_from_order(order: InvoiceOrder, *, invoice_number: str, issued_at: 
     )
 
 
+#: A refund record's field holding the red invoice order as issued (JSON, the buyer's e-mail address and
+#: mobile number left out): a refund record's payload holds only its event (``red_tax`` writes it).
+RED_ORDER_FIELD = "red_order"
+
+
+def red_order_text(order: InvoiceOrder) -> str:
+    """The :data:`RED_ORDER_FIELD` text of the red order ``order`` (no contact details: records are masked)."""
+    bare = order.model_copy(update={"buyer": order.buyer.model_copy(update={"email": None, "mobile": None})})
+    return json.dumps(bare.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":"))
+
+
+def record_order(payload: Mapping[str, object], fields: Mapping[str, str | int]) -> Mapping[str, object] | None:
+    """The invoice order of a record: the blue's ``payload["order"]``, a red's :data:`RED_ORDER_FIELD`."""
+    order = payload.get("order")
+    if isinstance(order, Mapping):
+        return order
+    raw = fields.get(RED_ORDER_FIELD)
+    if isinstance(raw, str) and raw:
+        loaded = json.loads(raw)
+        return loaded if isinstance(loaded, Mapping) else None
+    return None
+
+
 def document_from_record(payload: Mapping[str, object], fields: Mapping[str, str | int]) -> InvoiceDocument:
-    """The printed invoice of a ledger record (``OrderRecord.payload`` / ``.fields``) once issued.
+    """The printed invoice of a ledger record (``OrderRecord.payload`` / ``.fields``) once issued — a
+    blue order record, or a refund record whose red invoice is issued (:data:`RED_ORDER_FIELD`).
 
     Raises ``ValueError`` when the record holds no order or is not issued (no ``invoice_number`` /
     ``issued_at``) — a caller asks only for issued records.
     """
-    order = payload.get("order")
-    if not isinstance(order, Mapping):
+    order = record_order(payload, fields)
+    if order is None:
         raise ValueError("the record's payload holds no invoice order")
     number, issued = fields.get("invoice_number"), fields.get("issued_at")
     if not isinstance(number, str) or not INVOICE_NUMBER_RE.match(number):

@@ -103,6 +103,9 @@ class PaymentEvent(Frozen):
     buyer: Buyer | None = None
     refund_id: str | None = None
     refund_amount: Dec | None = None  # yuan, positive
+    #: True where the platform's refund amount is the total refunded on the order so far (Alipay
+    #: ``refund_fee``): the red flow subtracts what the order's earlier refunds took.
+    refund_cumulative: bool = False
     #: Amounts the platform itself labels, tax-inclusive yuan (None: the platform did not say).
     shipping: Dec | None = None  # 运费 the buyer paid
     order_discount: Dec | None = None  # order-level platform discount / coupon (positive)
@@ -312,7 +315,20 @@ class DeliveryOptions(Frozen):
     channels: tuple[DeliveryChannel, ...] = (DeliveryChannel.LINK,)
     email_from: str | None = None
     sms_sender_id: str | None = None
-    link_ttl_days: int = Field(default=30, ge=1, le=3650)
+    link_ttl_days: int = Field(default=90, ge=1, le=3650)  # the customer link's life (issue: default 90 days)
+    # delivery by e-mail / SMS (chalicelib/services/deliver.py, docs/delivery.md)
+    language: str = Field(default="zh", pattern=r"^(zh|en)$")  # the messages' language
+    #: Jinja2 sources replacing the defaults (chalicelib/services/delivery_templates.py): names
+    #: email_subject / email_text / email_html / sms, each with .zh or .en (e.g. "sms.zh").
+    templates: dict[str, str] = Field(default_factory=dict)
+    attachment_max_kb: int = Field(default=2048, ge=0, le=7000)  # larger PDFs are linked, not attached
+
+
+class RedFormExpiry(StrEnum):
+    """What happens to a red confirmation form the buyer did not confirm within 72 hours."""
+
+    REAPPLY = "reapply"  # apply a new form (a new form serial) and wait again
+    OPERATOR = "operator"  # hand the refund to an operator (status red_form_expired, alert)
 
 
 class Store(Frozen):
@@ -337,6 +353,8 @@ class Store(Frozen):
     fee_item: CatalogueItem | None = None  # what tips / fees are invoiced as; None: refused
     #: platform → what it is answered for an order that breaks a rule (defaults: ``rejection_reply_for``)
     rejection_replies: dict[str, RejectionReply] = Field(default_factory=dict)
+    #: the red flow: an expired red confirmation form is re-applied or handed to an operator
+    red_form_expired: RedFormExpiry = RedFormExpiry.REAPPLY
 
     @field_validator("store_id")
     @classmethod

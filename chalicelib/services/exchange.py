@@ -6,7 +6,9 @@ otherwise, so a failure while building the request (a mapping bug, a token that 
 leaves it False and the order is simply retried — never queried-first into the dead-letter queue.
 
 Every interaction is logged (operation, serials, provider, HTTP status, outcome, provider code, field,
-elapsed ms); never credentials, tokens, signatures, bodies or full tax ids.
+elapsed ms); never credentials, tokens, signatures, bodies or full tax ids. Every exchange is also
+recorded, whatever its outcome, through the ``InteractionRecorder`` port (``chalicelib/services/archive.py``):
+the audit archive's interaction log, which keeps the exact body as sent and the reply as received.
 """
 
 from __future__ import annotations
@@ -14,18 +16,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from aws_lambda_powertools import Logger
 
 from chalicelib.domain.errors import AmbiguousTaxError, AuthTaxError, PermanentTaxError, TaxError
 from chalicelib.domain.models import InvoiceOrder, Store
+from chalicelib.services.archive import InteractionRecorder, NoRecorder
 from chalicelib.services.ports import ProviderPort, TransportPort
 from chalicelib.taxapi.base import Credentials, HttpRequest, HttpResponse, InvoiceResult, IssueAccepted, IssueProvider
 
 T = TypeVar("T")
 
+#: Operations that create something on the platform: ``Sent.may_have_left`` is set when one leaves.
+CREATING = frozenset({"issue", "red_form_apply", "issue_red"})
 #: Provider codes of "no such record" on a query (STA E4004, Nuonuo E9500).
 NOT_FOUND_CODES = frozenset({"E4004", "E9500"})
 
@@ -55,10 +60,19 @@ class Session:
 class Exchange:
     """Tax calls for the issuing service (ports only: providers and transport)."""
 
-    def __init__(self, *, providers: ProviderPort, transport: TransportPort, logger: Logger) -> None:
+    def __init__(
+        self,
+        *,
+        providers: ProviderPort,
+        transport: TransportPort,
+        logger: Logger,
+        recorder: InteractionRecorder | None = None,
+    ) -> None:
         self.providers = providers
         self.transport = transport
         self.log = logger
+        #: Every exchange (sent or not answered) is recorded here: the audit archive's interaction log.
+        self.recorder: InteractionRecorder = recorder or NoRecorder()
 
     def issue(
         self, s: Session, order: InvoiceOrder, serial: str, now: datetime, *, sent: Sent, keys: dict[str, str]
@@ -69,7 +83,8 @@ class Exchange:
         def parse(p: IssueProvider, rq: HttpRequest, rs: HttpResponse) -> IssueAccepted:
             return p.parse_issue(rq, rs)
 
-        return self._call(s, "issue", build, parse, keys=keys, sent=sent)
+        params: dict[str, object] = {"order": order.model_dump(mode="json"), "serial": serial}
+        return self._call(s, "issue", build, parse, keys=keys, sent=sent, params=params)
 
     def query(
         self, s: Session, serials: tuple[str, ...], now: datetime, keys: dict[str, str], sent: Sent | None = None
@@ -91,7 +106,15 @@ class Exchange:
                 return p.parse_query(rq, rs)
 
             try:
-                results = self._call(s, "query", build, parse, keys={**keys, "serials": ",".join(chunk)}, sent=sent)
+                results = self._call(
+                    s,
+                    "query",
+                    build,
+                    parse,
+                    keys={**keys, "serials": ",".join(chunk)},
+                    sent=sent,
+                    params={"serials": list(chunk)},
+                )
             except PermanentTaxError as exc:
                 if exc.provider_code in NOT_FOUND_CODES or exc.code == "tax_not_found":
                     continue
@@ -101,6 +124,20 @@ class Exchange:
             wanted = set(chunk)
             found.update((r.serial, r) for r in results if r.serial in wanted)
         return found
+
+    def call(
+        self,
+        s: Session,
+        operation: str,
+        build: Callable[[IssueProvider], HttpRequest],
+        parse: Callable[[IssueProvider, HttpRequest, HttpResponse], T],
+        *,
+        keys: dict[str, str],
+        sent: Sent | None = None,
+        params: dict[str, object] | None = None,
+    ) -> T:
+        """Any other tax call (the red flow's), logged, recorded and refreshed like issue and query."""
+        return self._call(s, operation, build, parse, keys=keys, sent=sent, params=params)
 
     # --- one call, with one token refresh ---------------------------------------------------------
     def _call(
@@ -112,16 +149,20 @@ class Exchange:
         *,
         keys: dict[str, str],
         sent: Sent | None,
+        params: dict[str, object] | None = None,
     ) -> T:
+        store, args = s.store.store_id, params or {}
         try:
-            return self._once(s.provider, operation, build, parse, keys=keys, sent=sent)
+            return self._once(
+                s.provider, operation, build, parse, keys=keys, sent=sent, attempt=1, store=store, params=args
+            )
         except AuthTaxError as exc:
             fresh = self.providers.refreshed(s.store, s.credentials, exc)
             if fresh is None:
                 raise
             self.log.info("access token refreshed after a token error", extra={**keys, "op": operation})
             s.provider = fresh
-            return self._once(fresh, operation, build, parse, keys=keys, sent=sent)
+            return self._once(fresh, operation, build, parse, keys=keys, sent=sent, attempt=2, store=store, params=args)
 
     def _once(
         self,
@@ -132,34 +173,57 @@ class Exchange:
         *,
         keys: dict[str, str],
         sent: Sent | None,
+        attempt: int = 1,
+        store: str = "",
+        params: dict[str, object] | None = None,
     ) -> T:
         request = build(provider)  # nothing has left yet: a failure here is a plain retry
-        if operation == "issue" and sent is not None:
+        if operation in CREATING and sent is not None:
             sent.may_have_left = True
             sent.issue_requests += 1
         started = time.monotonic()
+        at = datetime.now(UTC)
         response: HttpResponse | None = None
+        failure: BaseException | None = None
         try:
-            response = self.transport.send(request)
-            result = parse(provider, request, response)
-        except TaxError as exc:
-            elapsed = round((time.monotonic() - started) * 1000)
-            if sent is not None:
-                sent.timings.append(f"{operation}:{elapsed}ms:{exc.code}")
-            self.log.warning(
-                "tax call failed",
-                extra={
-                    **keys,
-                    "op": operation,
-                    "provider": provider.name,
-                    "http_status": response.status if response is not None else None,
-                    "outcome": exc.code,
-                    "provider_code": exc.provider_code,
-                    "field": exc.field,
-                    "elapsed_ms": elapsed,
-                },
-            )
+            try:
+                response = self.transport.send(request)
+                result = parse(provider, request, response)
+            except TaxError as exc:
+                elapsed = round((time.monotonic() - started) * 1000)
+                if sent is not None:
+                    sent.timings.append(f"{operation}:{elapsed}ms:{exc.code}")
+                self.log.warning(
+                    "tax call failed",
+                    extra={
+                        **keys,
+                        "op": operation,
+                        "provider": provider.name,
+                        "http_status": response.status if response is not None else None,
+                        "outcome": exc.code,
+                        "provider_code": exc.provider_code,
+                        "field": exc.field,
+                        "elapsed_ms": elapsed,
+                    },
+                )
+                raise
+        except BaseException as exc:
+            failure = exc
             raise
+        finally:
+            self._record(
+                provider,
+                operation,
+                request,
+                response,
+                failure,
+                at=at,
+                started=started,
+                keys=keys,
+                attempt=attempt,
+                store=store,
+                params=params or {},
+            )
         elapsed = round((time.monotonic() - started) * 1000)
         if sent is not None:
             sent.timings.append(f"{operation}:{elapsed}ms")
@@ -175,3 +239,45 @@ class Exchange:
             },
         )
         return result
+
+    def _record(
+        self,
+        provider: IssueProvider,
+        operation: str,
+        request: HttpRequest,
+        response: HttpResponse | None,
+        failure: BaseException | None,
+        *,
+        at: datetime,
+        started: float,
+        keys: dict[str, str],
+        attempt: int,
+        store: str,
+        params: dict[str, object],
+    ) -> None:
+        """One interaction record (never raises: the archive must not change an exchange's outcome)."""
+        tax = failure if isinstance(failure, TaxError) else None
+        try:
+            self.recorder.record(
+                at=at,
+                store=store,
+                provider=provider.name,
+                operation=f"{operation}:{request.operation}" if request.operation else operation,
+                attempt=attempt,
+                latency_ms=round((time.monotonic() - started) * 1000),
+                method=request.method,
+                url=request.url,
+                headers=request.headers,
+                params=params,
+                body=request.body,
+                response_status=response.status if response is not None else None,
+                response_headers=response.headers if response is not None else (),
+                response_body=response.body if response is not None else None,
+                outcome="ok" if failure is None else (tax.code if tax is not None else "error"),
+                provider_code=tax.provider_code if tax is not None else None,
+                message=(tax.message if tax is not None else type(failure).__name__) if failure is not None else None,
+                error_class=type(failure).__name__ if failure is not None else None,
+                keys=keys,
+            )
+        except Exception:
+            self.log.exception("could not record a tax interaction", extra={**keys, "op": operation})

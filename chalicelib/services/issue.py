@@ -59,6 +59,7 @@ from chalicelib.services.ports import (
     ProviderPort,
     StorePort,
 )
+from chalicelib.services.red_ports import RefundAttempts
 from chalicelib.services.settle import Settler
 from chalicelib.taxapi.base import InvoiceResult, InvoiceStatus
 
@@ -117,7 +118,9 @@ class IssueInvoice:
         first_check_seconds: Callable[[Store], int],
         clock: Callable[[], datetime] = _utcnow,
         claim_ids: Callable[[], str] = _claim_id,
+        red: RefundAttempts | None = None,
     ) -> None:
+        self.red = red  # the red flow (chalicelib/services/red.py); None: refunds are parked
         self.ledger = ledger
         self.stores = stores
         self.credentials = credentials
@@ -137,6 +140,8 @@ class IssueInvoice:
         """One attempt for one order message. ``deadline``: epoch seconds the invocation ends at."""
         now = self.clock().timestamp()
         if kind == "refunded":
+            if self.red is not None:
+                return self.red.attempt(order_key, deadline=deadline)
             return self._park_refund(order_key, now)
         store = self.stores.get(store_of(order_key))
         pin = self.providers.pin(store)
@@ -334,7 +339,7 @@ class IssueInvoice:
         if moved.ok:
             self.settle.metric("RefundPending")
             self.log.warning(
-                "refund recorded as refund_pending: the red flow is not automated yet", extra={"order_key": order_key}
+                "refund recorded as refund_pending: this worker has no red flow", extra={"order_key": order_key}
             )
             return Outcome(order_key, OrderStatus.REFUND_PENDING)
         status = moved.before.status if moved.before is not None else OrderStatus.RECEIVED

@@ -83,6 +83,21 @@ class OrderLedger(Protocol):
         """A fenced write that changes no status (``issuing`` and our claim id): re-pin, lease."""
         ...
 
+    def revise(
+        self,
+        order_key: str,
+        *,
+        revision: int,
+        statuses: frozenset[OrderStatus],
+        now: float,
+        fields: Fields,
+        payload: dict[str, Any] | None = None,
+    ) -> Transition:
+        """Compare-and-set that changes no status: condition ``status IN statuses AND revision =
+        :revision`` (an absent revision is 0); SET ``fields`` (+ the payload), ``revision + 1``. The
+        refunds' conditional counter on a blue record (``chalicelib.domain.red_allocation``)."""
+        ...
+
     def due(self, now: float, *, limit: int) -> list[OrderRecord]:
         """Records whose ``due_at`` has passed, oldest first (the sweeper's work list)."""
         ...

@@ -23,6 +23,7 @@ from chalicelib.services.ports import AlertPort, FieldValue, MetricsPort, OrderL
 from chalicelib.taxapi.base import InvoiceResult, InvoiceStatus
 
 if TYPE_CHECKING:
+    from chalicelib.services.dashboard import InvoiceCounterPort
     from chalicelib.services.issue import Attempt
 
 #: The sweeper looks at a record this long after its next step should have happened (one setting, in config).
@@ -50,8 +51,11 @@ class Settler:
         schedule: RetrySchedule,
         clock: Callable[[], datetime],
         grace_seconds: int = GRACE_SECONDS,
+        counters: InvoiceCounterPort | None = None,
     ) -> None:
         self.ledger = ledger
+        #: The dashboard's counters (chalicelib/services/dashboard.py): one ADD per outcome; never raises.
+        self.counters = counters
         self.alerts = alerts
         self.metrics = metrics
         self.log = logger
@@ -59,6 +63,8 @@ class Settler:
         self.clock = clock
         self.grace = grace_seconds
         self.horizon_attempts = schedule.attempts_within(schedule.horizon)
+        #: Orders issued since the worker last drained them: it queues their delivery (one batch call).
+        self.issued_keys: list[str] = []
 
     # --- results ----------------------------------------------------------------------------------
     def result(
@@ -86,6 +92,10 @@ class Settler:
             if not written.ok:
                 return self._lost(order_key, "issued")
             self.metric("InvoiceIssued")
+            self.issued_keys.append(order_key)
+            if self.counters is not None:
+                total = None if result.total_amount is None else result.total_amount + (result.total_tax or 0)
+                self.counters.issued(written.before, order_key, issued_at, total)
             self.log.info("invoice issued", extra={**keys, "invoice_number": result.invoice_number})
             return Outcome(order_key, OrderStatus.ISSUED, invoice_number=result.invoice_number)
         reason = result.failure_reason or f"the platform reports {result.status.value}"
@@ -113,6 +123,8 @@ class Settler:
         if not written.ok:
             return self._lost(order_key, "failed")
         self.metric("InvoiceFailed")
+        if self.counters is not None:
+            self.counters.exception("failed", order_key, self.clock())
         self.log.warning(
             "invoice failed", extra={**keys, "code": exc.code, "provider_code": exc.provider_code, "field": exc.field}
         )
@@ -185,6 +197,8 @@ class Settler:
         if not written.ok:
             return self._lost(a.order_key, "blocked")
         self.metric("OrderBlocked")
+        if self.counters is not None:
+            self.counters.exception("blocked", a.order_key, self.clock())
         self.log.error("configuration changed with a request outstanding: blocked", extra=a.keys)
         self.alert(
             f"einvoice: order {a.order_key} blocked (tax configuration changed)",
@@ -281,6 +295,15 @@ class Settler:
             add={"retries": 1, **({"sends": entry.sends} if entry.sends else {})},
         )
         return (entry.order_key, delay) if written.ok else None
+
+    def note_issued(self, order_key: str) -> None:
+        """One more record to deliver with this batch (the red flow's issued red invoices)."""
+        self.issued_keys.append(order_key)
+
+    def drain_issued(self) -> list[str]:
+        """The orders issued since the last call (for delivery), forgotten here."""
+        keys, self.issued_keys = self.issued_keys, []
+        return keys
 
     # --- helpers ----------------------------------------------------------------------------------
     def _lost(self, order_key: str, what: str) -> Outcome:

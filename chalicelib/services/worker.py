@@ -32,6 +32,8 @@ from aws_lambda_powertools import Logger
 
 from chalicelib.domain.errors import MalformedPayload
 from chalicelib.domain.retry import RetrySchedule
+from chalicelib.services.archive import ArchiveSession
+from chalicelib.services.delivery_ports import DeliverQueuePort
 from chalicelib.services.issue import IssueInvoice
 from chalicelib.services.outcomes import Outcome, PendingCheck
 from chalicelib.services.ports import IssueQueuePort
@@ -131,7 +133,12 @@ class BatchWorker:
         min_attempt_seconds: float,
         logger: Logger,
         clock: Callable[[], float] = time.time,
+        archive: ArchiveSession | None = None,
+        deliveries: DeliverQueuePort | None = None,
     ) -> None:
+        self.archive = archive
+        #: The deliver queue: every order this batch issued gets one message (one batch call).
+        self.deliveries = deliveries
         self.use_case = use_case
         self.queue = queue
         self.schedule = schedule
@@ -146,6 +153,8 @@ class BatchWorker:
         deadline = started + remaining_ms() / 1000
         messages = [Message.of(r) for r in records]
         result = BatchResult()
+        if self.archive is not None:
+            self.archive.begin()
         hide: list[tuple[str, int]] = []
         checks: dict[tuple[str, str], list[PendingCheck]] = {}
         requeue: list[tuple[str, str, int]] = []
@@ -176,7 +185,32 @@ class BatchWorker:
             self._requeue(requeue)
         if hide:
             self._hide(hide)
+        self._deliver()
+        self._archive(messages, result)
         return result
+
+    def _deliver(self) -> None:
+        """Queue the delivery of what this batch issued; a failure never fails issuing (it is logged,
+        and ``einvoice invoices resend`` delivers such an order)."""
+        keys = self.use_case.settle.drain_issued()
+        if not keys or self.deliveries is None:
+            return
+        try:
+            self.deliveries.send_many(keys)
+        except Exception:
+            self.log.exception("could not queue deliveries", extra={"count": len(keys), "order_keys": keys})
+
+    def _archive(self, messages: list[Message], result: BatchResult) -> None:
+        """Write the invocation's audit records before the batch response acknowledges anything. If
+        that fails, no message is acknowledged: every one comes back, and its re-run queries first
+        (the tax calls were made; their records stay pending in this container for its next flush)."""
+        if self.archive is None:
+            return
+        try:
+            self.archive.flush()
+        except Exception:
+            self.log.exception("audit archive not written: the whole batch comes back", extra={"count": len(messages)})
+            result.failed = list(dict.fromkeys([*result.failed, *(m.message_id for m in messages)]))
 
     def _one(self, m: Message, deadline: float) -> Outcome | None:
         try:

@@ -89,17 +89,29 @@ def put_at(ledger: Any, status: OrderStatus, *, claim_id: str | None = "c1", lea
         for event in path[status]:
             assert ledger.transition(KEY, event, now=NOW, claim_id="c1").ok
         return
-    # Refund and red states: reached from a refund record.
-    refund_path: dict[OrderStatus, list[OrderEvent]] = {
-        OrderStatus.REFUND_PENDING: [OrderEvent.PARK_REFUND],
-        OrderStatus.RED_FORM_APPLIED: [OrderEvent.PARK_REFUND, OrderEvent.RED_APPLY],
-        OrderStatus.RED_ISSUING: [OrderEvent.PARK_REFUND, OrderEvent.RED_CONFIRMED],
-        OrderStatus.RED_ISSUED: [OrderEvent.PARK_REFUND, OrderEvent.RED_CONFIRMED, OrderEvent.RED_ISSUED],
-        OrderStatus.RED_FORM_EXPIRED: [OrderEvent.PARK_REFUND, OrderEvent.RED_APPLY, OrderEvent.RED_EXPIRED],
+    # Refund and red states: reached from a refund record (the red flow claims it, then ends).
+    red_ends: dict[OrderStatus, OrderEvent] = {
+        OrderStatus.REFUND_PENDING: OrderEvent.WAIT_BLUE,
+        OrderStatus.REFUND_UNMATCHED: OrderEvent.UNMATCHED,
+        OrderStatus.REFUND_NETTED: OrderEvent.NETTED,
+        OrderStatus.REFUND_REFUSED: OrderEvent.REFUSE_REFUND,
+        OrderStatus.REFUND_MANUAL: OrderEvent.MANUAL,
+        OrderStatus.RED_FORM_APPLIED: OrderEvent.RED_APPLY,
+        OrderStatus.RED_RETRYING: OrderEvent.RED_RETRY,
+        OrderStatus.RED_AMBIGUOUS: OrderEvent.RED_UNKNOWN,
+        OrderStatus.RED_ACCEPTED: OrderEvent.RED_WAIT,
+        OrderStatus.RED_ISSUED: OrderEvent.RED_ISSUED,
+        OrderStatus.RED_FAILED: OrderEvent.RED_FAIL,
+        OrderStatus.RED_FORM_EXPIRED: OrderEvent.RED_EXPIRED,
     }
-    if status in refund_path:
-        for event in refund_path[status]:
-            assert ledger.transition(KEY, event, now=NOW, claim_id=claim_id).ok, (status, event)
+    if status is OrderStatus.RED_ISSUING or status in red_ends:
+        lease = lease_until if lease_until is not None else NOW + 60
+        assert ledger.transition(KEY, OrderEvent.RED_CLAIM, now=NOW, claim_id="c1", lease_until=lease).ok
+        if status in red_ends:
+            assert ledger.transition(KEY, red_ends[status], now=NOW, claim_id="c1").ok, status
+        return
+    if status is OrderStatus.CANCELLED:
+        assert ledger.transition(KEY, OrderEvent.CANCEL, now=NOW).ok
         return
     # held / rejected are written by the intake directly.
     ledger.items.pop(KEY) if isinstance(ledger, FakeLedger) else _delete(ledger)
@@ -275,3 +287,85 @@ def test_orders_of_store_by_status_and_the_rejection_counter(ledger: Any) -> Non
     assert [ledger.count_rejection(store, window=7, expires_at=NOW + 900) for _ in range(3)] == [1, 2, 3]
     assert ledger.count_rejection(store, window=8, expires_at=NOW + 1800) == 1
     assert ledger.orders_of_store(store) == []  # a counter is no order
+
+
+def test_revise_is_a_compare_and_set_on_the_revision_within_statuses(ledger: Any) -> None:
+    put_at(ledger, OrderStatus.ISSUED)
+    issued = frozenset({OrderStatus.ISSUED})
+    first = ledger.revise(KEY, revision=0, statuses=issued, now=NOW, fields={"refunded_total": "10.00"})
+    assert first.ok and first.before.status is OrderStatus.ISSUED
+    stale = ledger.revise(KEY, revision=0, statuses=issued, now=NOW, fields={"refunded_total": "99.00"})
+    assert not stale.ok and stale.before.fields["refunded_total"] == "10.00"  # the loser sees the winner
+    elsewhere = ledger.revise(KEY, revision=1, statuses=frozenset({OrderStatus.QUEUED}), now=NOW, fields={"x": "1"})
+    assert not elsewhere.ok
+    second = ledger.revise(
+        KEY, revision=1, statuses=issued, now=NOW, fields={"refunded_total": "30.00"}, payload=CORRECTED
+    )
+    assert second.ok
+    record = ledger.get_order(KEY)
+    assert record.status is OrderStatus.ISSUED and record.fields["revision"] == 2
+    assert record.fields["refunded_total"] == "30.00" and record.payload == CORRECTED and "x" not in record.fields
+    assert not ledger.revise("s1:shopify:absent", revision=0, statuses=issued, now=NOW, fields={}).ok
+
+
+def test_an_event_id_is_recorded_with_its_order_and_another_order_cannot_take_it(ledger: Any) -> None:
+    """One write holds the order and its event id: the same id with another order writes nothing and
+    names the holder; the same order again (same id, or a new one) is the existing record."""
+    import uuid
+
+    from chalicelib.domain.event_ids import EventIdHeld
+
+    def fresh(prefix: str) -> str:  # the table outlives a test
+        return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+    def create(key: str, event_id: str, status: str = "received") -> Any:
+        return ledger.create_order(
+            key, "s1", kind="paid", status=status, payload=PAYLOAD, outbox=status == "received", event_id=event_id
+        )
+
+    first, second, other = fresh("evt-"), fresh("evt-"), fresh("s1:shopify:")
+    assert create(KEY, first) is None
+    assert create(other, first) == EventIdHeld(first, KEY)
+    assert ledger.get_order(other) is None  # nothing written
+    assert create(KEY, first).order_key == KEY  # a re-delivery: the existing record
+    assert create(KEY, second).order_key == KEY  # a re-signed one (a new id): the existing record …
+    assert create(other, second) is None  # … and the refused write recorded no event item
+    assert create(KEY, fresh("evt-")).order_key == KEY  # the existing order comes first, whatever the id
+
+    rejected, third = fresh("s1:shopify:"), fresh("evt-")
+    assert create(rejected, third, status="rejected") is None
+    assert create(rejected, third) is None  # a rejected order is replaced, under its own event id
+    assert ledger.get_order(rejected).status is OrderStatus.RECEIVED
+    assert {r.order_key for r in ledger.orders_of_store("s1")} >= {KEY, other, rejected}
+    assert all(r.order_key.startswith("s1:") for r in ledger.orders_of_store("s1", limit=500))  # no event item
+
+
+def test_delivery_facts_are_written_on_an_issued_record_only_and_records_are_appended(ledger: Any) -> None:
+    put_at(ledger, OrderStatus.ACCEPTED)
+    assert not ledger.annotate(KEY, fields={"pdf_key": "k"})  # not issued: refused, nothing written
+    assert "pdf_key" not in ledger.get_order(KEY).fields
+    assert ledger.transition(KEY, OrderEvent.CLAIM, now=NOW + 120, claim_id="c2", lease_until=NOW + 180).ok
+    assert ledger.transition(KEY, OrderEvent.ISSUED, now=NOW + 121, claim_id="c2", fields={"invoice_number": "1"}).ok
+    first = {"channel": "email", "to": "zh***@example.com", "result": "failed"}
+    assert ledger.annotate(KEY, fields={"pdf_key": "s1/2026/12/02/1.pdf", "pdf_sha256": "ab"}, deliveries=[first])
+    assert ledger.annotate(KEY, fields={"pdf_sha256": None}, deliveries=[{**first, "result": "sent"}])
+    record, history = ledger.delivery_view(KEY)
+    assert record.status is OrderStatus.ISSUED and record.fields["pdf_key"] == "s1/2026/12/02/1.pdf"
+    assert "pdf_sha256" not in record.fields and "deliveries" not in record.fields
+    assert [h["result"] for h in history] == ["failed", "sent"] and history[0] == first
+    with pytest.raises(ValueError, match="annotate cannot write"):
+        ledger.annotate(KEY, fields={"status": "queued"})
+    assert ledger.delivery_view(OTHER) is None and not ledger.annotate(OTHER, fields={"pdf_key": "k"})
+
+
+def test_store_records_since_a_time_and_in_statuses(ledger: Any) -> None:
+    """The batch reversal's, void's and the status sync's read: one store, a key range, a status filter."""
+    from chalicelib.adapters.ledger import iso
+
+    assert ledger.create_order(KEY, "s1", kind="paid", status="received", payload=PAYLOAD, outbox=True) is None
+    assert ledger.create_order(OTHER, "s1", kind="paid", status="rejected", payload=PAYLOAD, outbox=False) is None
+    since = iso(NOW - 1)
+    assert {r.order_key for r in ledger.store_records("s1", since=since)} >= {KEY, OTHER}
+    received = ledger.store_records("s1", since=since, statuses=frozenset({OrderStatus.RECEIVED}))
+    assert KEY in {r.order_key for r in received} and OTHER not in {r.order_key for r in received}
+    assert ledger.store_records("s1", since=iso(NOW + 1)) == []

@@ -10,11 +10,13 @@ import copy
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from chalicelib.adapters.ledger import NUMBERS, iso
+from chalicelib.adapters.ledger import NUMBERS, check_annotation, event_pk, iso, record_transition
 from chalicelib.config import SWEEP_GRACE_SECONDS
+from chalicelib.domain.delivery import DELIVERABLE
+from chalicelib.domain.event_ids import EventIdHeld
 from chalicelib.domain.order_state import (
     FENCED,
     LEASED,
@@ -26,15 +28,18 @@ from chalicelib.domain.order_state import (
     sources,
     target,
 )
+from chalicelib.services.archive import TransitionRecorder
 from chalicelib.services.ports import Fields, OrderRecord, Transition
 
 
 class FakeLedger:
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.time, recorder: TransitionRecorder | None = None) -> None:
+        self.recorder = recorder
         self.items: dict[str, dict[str, Any]] = {}
         self.clock = clock
         self.calls: list[str] = []
         self.rejection_windows: dict[tuple[str, int], int] = {}  # (store, window) → rejections
+        self.events: dict[str, str] = {}  # event item key (ledger.event_pk) → the order key it came with
         self._lock = threading.Lock()
 
     # --- helpers ----------------------------------------------------------------------------------
@@ -43,7 +48,7 @@ class FakeLedger:
         fields = {
             k: v
             for k, v in item.items()
-            if k not in ("store_id", "status", "kind", "payload", "created_at", "violations", "due")
+            if k not in ("store_id", "status", "kind", "payload", "created_at", "violations", "due", "deliveries")
         }
         return OrderRecord(
             order_key=key,
@@ -90,12 +95,17 @@ class FakeLedger:
         outbox: bool,
         violations: list[dict[str, str]] | None = None,
         grace_seconds: float = SWEEP_GRACE_SECONDS,
-    ) -> OrderRecord | None:
+        event_id: str | None = None,
+    ) -> OrderRecord | EventIdHeld | None:
         self.calls.append("create_order")
         with self._lock:
             old = self.items.get(order_key)
             if old is not None and old["status"] != OrderStatus.REJECTED.value:
                 return self._record(order_key)
+            if event_id is not None:  # recorded with the order, or nothing is (one transaction)
+                holder = self.events.setdefault(event_pk(order_key, event_id), order_key)
+                if holder != order_key:
+                    return EventIdHeld(event_id, holder)
             now = self.clock()
             item: dict[str, Any] = {
                 "store_id": store_id,
@@ -127,6 +137,19 @@ class FakeLedger:
             if v["store_id"] == store_id and (status is None or v["status"] == OrderStatus(status).value)
         ]
         keys.sort(key=lambda k: self.items[k]["created_at"], reverse=True)
+        return [self._record(k) for k in keys[:limit]]
+
+    def store_records(
+        self, store_id: str, *, since: str, statuses: frozenset[OrderStatus] | None = None, limit: int = 1000
+    ) -> list[OrderRecord]:
+        keys = [
+            k
+            for k, v in self.items.items()
+            if v["store_id"] == store_id
+            and v["created_at"] >= since
+            and (not statuses or v["status"] in {s.value for s in statuses})
+        ]
+        keys.sort(key=lambda k: self.items[k]["created_at"])
         return [self._record(k) for k in keys[:limit]]
 
     def count_rejection(self, store_id: str, *, window: int, expires_at: float) -> int:
@@ -198,7 +221,9 @@ class FakeLedger:
                 item.setdefault(name, value)
             for name, step in (add or {}).items():
                 item[name] = int(item.get(name, 0)) + step
-            return Transition(True, before)
+        if self.recorder is not None:
+            record_transition(self.recorder, order_key, event, before, now=now, fields=fields)
+        return Transition(True, before)
 
     def touch(self, order_key: str, claim_id: str, *, fields: Fields, lease_until: float | None = None) -> bool:
         self.calls.append("touch")
@@ -212,6 +237,31 @@ class FakeLedger:
                 item["lease_until"] = int(lease_until)
                 item["due_at"] = iso(lease_until)
             return True
+
+    def revise(
+        self,
+        order_key: str,
+        *,
+        revision: int,
+        statuses: frozenset[OrderStatus],
+        now: float,
+        fields: Fields,
+        payload: dict[str, Any] | None = None,
+    ) -> Transition:
+        self.calls.append("revise")
+        with self._lock:
+            item = self.items.get(order_key)
+            if item is None:
+                return Transition(False, None)
+            before = self._record(order_key)
+            if item["status"] not in {s.value for s in statuses} or int(item.get("revision", 0)) != revision:
+                return Transition(False, before)
+            item["updated_at"] = iso(now)
+            self._apply(item, fields)
+            item["revision"] = revision + 1
+            if payload is not None:
+                item["payload"] = json.loads(json.dumps(payload))
+            return Transition(True, before)
 
     def due(self, now: float, *, limit: int) -> list[OrderRecord]:
         self.calls.append("due")
@@ -229,6 +279,33 @@ class FakeLedger:
             if item is None or item.get("due_at") != was:
                 return False
             item["due_at"] = iso(due_at)
+            return True
+
+    # --- delivery -----------------------------------------------------------------------------------
+    def delivery_view(self, order_key: str) -> tuple[OrderRecord, list[dict[str, str]]] | None:
+        self.calls.append("delivery_view")
+        if order_key not in self.items:
+            return None
+        return self._record(order_key), copy.deepcopy(self.items[order_key].get("deliveries", []))
+
+    def annotate(
+        self,
+        order_key: str,
+        *,
+        fields: Fields,
+        deliveries: Sequence[Mapping[str, str]] = (),
+        statuses: frozenset[OrderStatus] = DELIVERABLE,
+    ) -> bool:
+        self.calls.append("annotate")
+        check_annotation(fields)
+        with self._lock:
+            item = self.items.get(order_key)
+            if item is None or item["status"] not in {s.value for s in statuses}:
+                return False
+            item["updated_at"] = iso(self.clock())
+            self._apply(item, fields)
+            if deliveries:
+                item.setdefault("deliveries", []).extend({k: str(v) for k, v in r.items()} for r in deliveries)
             return True
 
     @staticmethod

@@ -23,6 +23,7 @@ from bench import __main__ as bench_main
 from bench import (
     bench_import,
     bench_issuing,
+    bench_test_suite,
     bench_webhooks,
     issuing_common,
     issuing_counters,
@@ -206,3 +207,26 @@ def test_issuing_part_2_names_the_stage_that_bounds_the_drain() -> None:
     assert "| worker after intake: last answer → last issued | **6.0 s** |" in kept_pace
     behind = issuing_report.render_e2e(_e2e_result(issued_after=6.0, spread=0.05))
     assert "≤ 60 s** — **not met**." in behind and "Bounded by **the worker**" in behind
+
+
+PYTEST_OUTPUT = """\
+........................................................................ [100%]
+============================= slowest 3 durations ==============================
+61.02s call     tests/e2e/test_supervision.py::test_an_order_the_worker_held_when_it_was_killed_is_issued_once
+7.68s setup    tests/app/test_deploy_template.py::test_every_resource_of_the_definitions_is_in_the_template
+1.10s teardown tests/unit/webhooks/test_youzan.py::test_signed_arbitrary_json_raises_only_webhook_errors_or_parses
+=========================== short test summary info ============================
+FAILED tests/e2e/test_local_stack.py::test_health_answers
+============ 1 failed, 2630 passed, 3 skipped in 201.34s (0:03:21) =============
+"""
+
+
+def test_test_suite_section_renders_from_a_pytest_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    run = bench_test_suite.parse("auto", 205.0, PYTEST_OUTPUT)
+    assert run.outcome == "1 failed, 2630 passed, 3 skipped"
+    assert [(s, phase) for s, phase, _ in run.slowest] == [(61.02, "call"), (7.68, "setup"), (1.1, "teardown")]
+    section = bench_test_suite.render([run], "nproc 2")
+    assert section.startswith(bench_test_suite.TITLE)
+    assert "| auto | 205 s | 1 failed, 2630 passed, 3 skipped |" in section
+    monkeypatch.delenv(bench_test_suite.ENABLE, raising=False)
+    assert bench_test_suite.run().startswith(bench_test_suite.TITLE)  # not asked: the kept section, no run

@@ -4,25 +4,23 @@ and the zipped package stays below Lambda's 50 MB limit for a directly uploaded 
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from chalicelib.pdf.fonts import FONT_FILE
 from infra.font import LICENCE_PATH
-from infra.package import package
 
-pytestmark = pytest.mark.slow  # chalice package: ~7 s
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("package")]  # chalice package: ~7 s
 
 LAMBDA_ZIP_LIMIT = 50 * 1024 * 1024
 FONT_COMPRESSED_BUDGET = 2 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("package") / "dev"
-    package("dev", out, lint=False)
-    return out / "deployment.zip"
+def deployment(packaged: Callable[..., Path]) -> Path:
+    return packaged("dev").parent / "deployment.zip"
 
 
 def test_the_font_and_its_licence_are_in_the_zip(deployment: Path) -> None:
