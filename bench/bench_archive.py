@@ -34,7 +34,7 @@ from chalicelib.audit.merkle import sm3
 from chalicelib.config import WORKER_BATCH_SIZE, Settings
 from chalicelib.crypto import sm2
 from chalicelib.domain.models import BuyerType, InvoiceBuyer, InvoiceLine, InvoiceOrder, Party, Store
-from chalicelib.domain.order_state import order_key, serial_for
+from chalicelib.domain.order_keys import order_key, serial_for
 from chalicelib.sandbox import server as sandbox_server
 from chalicelib.services.archive import InvocationArchive
 from chalicelib.services.exchange import Exchange, Sent, Session

@@ -30,7 +30,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
-from chalicelib.adapters.ledger import iso
+from chalicelib.adapters.ledger_items import iso
 
 TARGET = 150_000
 RECORDS = int(os.environ.get("BENCH_REPORT_RECORDS", "20000"))
@@ -127,7 +127,7 @@ _REJECTED = [{"field": "buyer.tax_id", "code": "buyer_tax_id_checksum", "message
 
 
 def _red(store_id: str, key: str, oid: str, i: int, at: datetime) -> dict[str, Any]:
-    from chalicelib.domain.order_state import order_key, red_form_serial
+    from chalicelib.domain.order_keys import order_key, red_form_serial
 
     rkey = order_key(store_id, "standard", oid, f"R{i}")
     fields: dict[str, str | int] = {
@@ -147,7 +147,7 @@ def _red(store_id: str, key: str, oid: str, i: int, at: datetime) -> dict[str, A
 def month_items(store: Any, month: Any, n: int) -> list[dict[str, Any]]:
     """``n`` blue records of ``store`` spread over ``month`` (a :class:`chalicelib.reports.month.Month`),
     and a red record for each refunded one."""
-    from chalicelib.domain.order_state import order_key, serial_for
+    from chalicelib.domain.order_keys import order_key, serial_for
 
     template = _template(store)
     span = (month.end - month.start).total_seconds()
@@ -199,7 +199,7 @@ class _MemoryRecords:
         self.items = items
 
     def month(self, store_id: str, month: Any) -> Iterator[Any]:
-        from chalicelib.adapters.ledger import record_of
+        from chalicelib.adapters.ledger_items import record_of
 
         lo, hi = iso(month.read_from.timestamp()), iso(month.end.timestamp())
         for item in self.items:
@@ -207,7 +207,7 @@ class _MemoryRecords:
                 yield record_of(item)
 
     def get_many(self, order_keys: Sequence[str]) -> list[Any]:
-        from chalicelib.adapters.ledger import record_of
+        from chalicelib.adapters.ledger_items import record_of
 
         wanted = {f"order#{k}" for k in order_keys}
         return [record_of(i) for i in self.items if i["pk"]["S"] in wanted]

@@ -1,5 +1,10 @@
 """The one composition root: every adapter is built here, once per container, on first use.
 
+It is this module and its two parts, which it re-exports at the end (callers use ``wiring.X``):
+``wiring_web.py`` (the HTTP surfaces: keys, sessions, dashboard, the customer's link, 换开) and
+``wiring_after.py`` (after issuing: delivery, void, batch reversal, status sync). The parts take
+the core adapters from here; :func:`reset` forgets the factories of all three.
+
 Services (``chalicelib/services``) and the sans-IO tax protocols (``chalicelib/taxapi``) import no
 adapter and no boto3; ``app.py`` asks this module for ready use cases. Nothing is built at import
 time (cold starts): each factory is cached, and :func:`reset` forgets them (tests switch stacks).
@@ -28,30 +33,12 @@ from chalicelib.services.archive import InvocationArchive
 from chalicelib.services.archive_manifest import ManifestJob
 
 if TYPE_CHECKING:
-    from chalicelib.adapters.auth_store import AuthStore
     from chalicelib.adapters.http import HttpTransport
     from chalicelib.adapters.ledger import Ledger
-    from chalicelib.adapters.order_reads import OrderReads
     from chalicelib.adapters.queue import IssueQueue
     from chalicelib.adapters.secrets import SecretStore
     from chalicelib.adapters.stores import StoreRegistry
-    from chalicelib.services.auth import OperatorAuth, StoreKeys
-    from chalicelib.services.customer_page import CustomerPage, RateLimit
-    from chalicelib.services.dashboard import Dashboard, InvoiceCounter
-    from chalicelib.services.links import Links
-    from chalicelib.services.retitle import Retitle
-    from chalicelib.services.store_api import StoreInvoiceApi
-    from chalicelib.services.title_request import TitleRequests
-
-if TYPE_CHECKING:  # after-sale (void, batch reversal, status sync)
-    from chalicelib.services.red_batch import RedBatch
-    from chalicelib.services.sync import StatusSync
-    from chalicelib.services.void import VoidInvoices
-
-if TYPE_CHECKING:  # delivery (chalicelib/services/deliver.py)
-    from chalicelib.adapters.deliver_queue import DeliverQueue
-    from chalicelib.services.deliver import DeliverInvoice
-    from chalicelib.services.deliver_batch import DeliverBatch
+    from chalicelib.services.retitle import RetitleLedger, RetitleQueue
 
 logger = Logger(child=True)
 
@@ -246,7 +233,10 @@ def make_worker(
     from chalicelib.services.red import RedFlow
 
     if isinstance(use_case.red, RedFlow):  # 换开: its reversal issued → the new blue, on this worker's queue
-        use_case.red.settle.on_issued.append(make_retitle(use_case.ledger, issue_queue, clock=clock).red_issued)
+        # the use case's ledger is this root's Ledger (or a test's fake of it): it serves 换开's port too
+        retitle_ledger = cast("RetitleLedger", use_case.ledger)
+        retitle_queue = cast("RetitleQueue", issue_queue)
+        use_case.red.settle.on_issued.append(make_retitle(retitle_ledger, retitle_queue, clock=clock).red_issued)
     return BatchWorker(
         use_case=use_case,
         queue=issue_queue,
@@ -277,275 +267,73 @@ def sweep_grace_seconds() -> int:
     return SWEEP_GRACE_SECONDS
 
 
-# --- authentication, the store invoice API, the dashboard (chalicelib/routes/{auth,store_api,admin}.py)
-@cache
-def auth_store() -> AuthStore:
-    from chalicelib.adapters.auth_store import AuthStore
-
-    return AuthStore(settings().ledger_table)
-
-
-@cache
-def store_keys() -> StoreKeys:
-    from chalicelib.services.auth import StoreKeys
-
-    return StoreKeys(auth_store(), clock=time.time)
-
-
-@cache
-def operator_auth() -> OperatorAuth:
-    from chalicelib.services.auth import OperatorAuth
-
-    return OperatorAuth(auth_store(), clock=time.time)
-
-
-@cache
-def order_reads() -> OrderReads:
-    from chalicelib.adapters.order_reads import OrderReads
-
-    return OrderReads(ledger())
-
-
-@cache
-def invoice_counter() -> InvoiceCounter:
-    from chalicelib.adapters.counters import DynamoCounters
-    from chalicelib.services.dashboard import InvoiceCounter
-
-    return InvoiceCounter(DynamoCounters(settings().ledger_table), logger)
-
-
-@cache
-def store_api() -> StoreInvoiceApi:
-    from chalicelib.adapters.presign import S3Presigner
-    from chalicelib.services.store_api import StoreInvoiceApi
-
-    return StoreInvoiceApi(store_keys(), stores(), order_reads(), S3Presigner(settings().invoice_bucket))
-
-
-@cache
-def dashboard() -> Dashboard:
-    from chalicelib.adapters.counters import DynamoCounters
-    from chalicelib.services.dashboard import Dashboard
-
-    return Dashboard(DynamoCounters(settings().ledger_table), order_reads(), _StoreNames(), clock=utcnow)
-
-
-class _StoreNames:
-    """store id → name for the dashboard (the registry's listing: one small scan of the stores table)."""
-
-    def names(self) -> dict[str, str]:
-        return {s.store_id: s.name for s in stores().list()}
-
-
-_AUTH_FACTORIES = (auth_store, store_keys, operator_auth, order_reads, invoice_counter, store_api, dashboard)
-
-
-# --- the customer's link (chalicelib/services/links.py, customer_page.py, title_request.py) ---------
-@cache
-def links() -> Links:
-    """The link use case the delivery worker, the pages and ``einvoice links`` share."""
-    from chalicelib.adapters.links import LinkStore
-    from chalicelib.services.links import Links
-
-    return Links(LinkStore(settings().ledger_table), base_url=settings().public_base_url)
-
-
-@cache
-def customer_page() -> CustomerPage:
-    from chalicelib.adapters.presign import S3Presigner
-    from chalicelib.services.customer_page import CustomerPage
-
-    s = settings()
-    return CustomerPage(
-        orders=ledger(), stores=stores(), files=S3Presigner(s.invoice_bucket), pdf_url_seconds=s.pdf_url_seconds
-    )
-
-
-@cache
-def link_rate_limit() -> RateLimit:
-    from chalicelib.adapters.rate_limit import DynamoRateCounter
-    from chalicelib.services.customer_page import RateLimit
-
-    s = settings()
-    counter = DynamoRateCounter(s.ledger_table)
-    return RateLimit(counter, limit=s.link_rate_limit, window_seconds=s.link_rate_window_seconds, logger=logger)
-
-
-def make_retitle(order_ledger: object, issue_queue: object, *, clock: Callable[[], float] | None = None) -> Retitle:
-    """换开 (chalicelib/services/retitle.py) on this ledger and issue queue."""
-    from chalicelib.services.retitle import Retitle, RetitleLedger, RetitleQueue
-
-    return Retitle(
-        ledger=cast("RetitleLedger", order_ledger),
-        queue=cast("RetitleQueue", issue_queue),
-        stores=stores(),
-        logger=logger,
-        clock=clock or time.time,
-    )
-
-
-@cache
-def retitle() -> Retitle:
-    return make_retitle(ledger(), queue())
-
-
-@cache
-def title_requests() -> TitleRequests:
-    from chalicelib.adapters.taxcodes import TaxCodeSource
-    from chalicelib.services.rejections import FixRejected
-    from chalicelib.services.title_request import TitleRequests
-
-    taxcodes = TaxCodeSource(settings().config_bucket)
-    fix = FixRejected(ledger=ledger(), stores=stores(), taxcodes=taxcodes, queue=queue())
-    return TitleRequests(
-        ledger=ledger(), stores=stores(), taxcodes=taxcodes, fix=fix, retitle=_retitle_from_title_change
-    )
-
-
-def _retitle_from_title_change(order_key: str) -> object:
-    """The title form's 换开 trigger: the change is recorded already, so a failure here is logged (the
-    customer's request stands; ``einvoice invoices retitle`` continues it)."""
-    try:
-        return retitle().from_title_change(order_key)
-    except Exception:
-        logger.exception("换开 not started from the title form", extra={"order_key": order_key})
-        return None
-
-
-_LINK_FACTORIES = (links, customer_page, link_rate_limit, title_requests, retitle)
-
-
-# --- delivery: the invoice's files, e-mail and SMS (chalicelib/services/deliver.py) ------------------
-#: Provider files (PDF / OFD / XML) are fetched with these timeouts and never resent by the transport.
-FILE_CONNECT_TIMEOUT_SECONDS = 3.0
-FILE_READ_TIMEOUT_SECONDS = 10.0
-
-
-def deliver_queue_url() -> str:
-    """The deliver queue (DELIVER_QUEUE_URL, from infra/resources.py's binding); empty: none."""
-    import os
-
-    return os.environ.get("DELIVER_QUEUE_URL", "")
-
-
-@cache
-def deliver_queue() -> DeliverQueue | None:
-    from chalicelib.adapters.deliver_queue import DeliverQueue
-
-    url = deliver_queue_url()
-    return DeliverQueue(url) if url else None
-
-
-@cache
-def deliver() -> DeliverInvoice:
-    import os
-
-    from chalicelib.adapters.documents import HttpFiles, ProjectPdf, S3Documents
-    from chalicelib.adapters.http import HttpTransport
-    from chalicelib.adapters.mailer import SesMailer, SnsSms
-    from chalicelib.domain.delivery import MAX_PROVIDER_FILE_BYTES
-    from chalicelib.services.deliver import DeliverInvoice
-
-    files = HttpTransport(
-        connect_timeout=FILE_CONNECT_TIMEOUT_SECONDS,
-        read_timeout=FILE_READ_TIMEOUT_SECONDS,
-        retries=0,
-        max_response_bytes=MAX_PROVIDER_FILE_BYTES,
-    )
-    return DeliverInvoice(
-        ledger=ledger(),
-        stores=stores(),
-        documents=S3Documents(settings().invoice_bucket, os.environ.get("DATA_KEY_ID", "")),
-        fetcher=HttpFiles(files),
-        pdf=ProjectPdf(),
-        links=links(),
-        mailer=SesMailer(os.environ.get("SES_CONFIGURATION_SET", "")),
-        sms=SnsSms(),
-        metrics=metrics(),
-        logger=logger,
-    )
-
-
-@cache
-def deliver_batch() -> DeliverBatch:
-    from chalicelib.services.deliver_batch import DeliverBatch
-
-    queue_ = deliver_queue()
-    if queue_ is None:
-        from chalicelib.domain.errors import ConfigurationError
-
-        raise ConfigurationError("the deliver queue: DELIVER_QUEUE_URL is not set", code="no_deliver_queue")
-    return DeliverBatch(use_case=deliver(), queue=queue_, logger=logger)
-
-
-_DELIVERY_FACTORIES = (deliver_queue, deliver, deliver_batch)
-
-
-# --- after-sale: void, batch reversal, status sync (chalicelib/services/{void,red_batch,sync}.py) ---
-def _tax_parts() -> dict[str, object]:
-    """The parts the after-sale use cases share with the issuing one (providers, exchange, alerts)."""
-    from chalicelib.adapters.alerts import SnsAlerts
-    from chalicelib.adapters.credentials import SecretCredentials
-    from chalicelib.services.exchange import Exchange
-    from chalicelib.taxapi.registry import Providers
-
-    s = settings()
-    providers = Providers(s, send=transport().send)
-    exchange = Exchange(providers=providers, transport=transport(), logger=logger, recorder=archive_log())
-    return {
-        "stores": stores(),
-        "credentials": SecretCredentials(secrets()),
-        "providers": providers,
-        "exchange": exchange,
-        "alerts": SnsAlerts(s.alarm_topic_arn),
-        "logger": logger,
-    }
-
-
-def make_status_sync(*, order_ledger: object | None = None, clock: Callable[[], datetime] | None = None) -> StatusSync:
-    from chalicelib.services.sync import StatusSync, SyncLedger
-
-    return StatusSync(ledger=cast("SyncLedger", order_ledger or ledger()), clock=clock or utcnow, **_tax_parts())  # type: ignore[arg-type]
-
-
-def make_void(*, order_ledger: object | None = None, clock: Callable[[], datetime] | None = None) -> VoidInvoices:
-    from chalicelib.services.red_ports import RedLedger
-    from chalicelib.services.void import VoidInvoices
-
-    return VoidInvoices(ledger=cast("RedLedger", order_ledger or ledger()), clock=clock or utcnow, **_tax_parts())  # type: ignore[arg-type]
-
-
-def status_sync_sweep(now: float) -> int:
-    """The sweeper's slow status sync: runs once every ``SYNC_EVERY_MINUTES`` (``sync.due_now``)."""
-    from chalicelib.services.sync import due_now
-
-    if not due_now(now):
-        return 0
-    try:
-        return make_status_sync().sweep([s.store_id for s in stores().list()])
-    except Exception:  # the sync never stops the sweeper's own work
-        logger.exception("the status sync failed")
-        return 0
-
-
-def red_batch() -> RedBatch:
-    from chalicelib.services.red_batch import RedBatch
-
-    return RedBatch(ledger=ledger(), queue=queue(), clock=utcnow)
-
-
 def reset() -> None:
     """Forget every built adapter and cached token (tests switch stacks between cases)."""
     from chalicelib.taxapi.registry import clear_token_caches
 
     for factory in (metrics, ledger, stores, secrets, queue, transport, ingest, issue, batch_worker):
         factory.cache_clear()
-    for auth_factory in _AUTH_FACTORIES:
-        auth_factory.cache_clear()
-    for link_factory in _LINK_FACTORIES:
-        link_factory.cache_clear()
-    for delivery_factory in _DELIVERY_FACTORIES:
-        delivery_factory.cache_clear()
+    for part_factory in (*_AUTH_FACTORIES, *_LINK_FACTORIES, *_DELIVERY_FACTORIES):
+        part_factory.cache_clear()
     for archive_factory in (archive_store, archive_log, manifest_job):
         archive_factory.cache_clear()
     clear_token_caches()
+
+
+# --- the parts (imported last: they take the core factories above) -------------------------------
+from chalicelib.wiring_after import (  # noqa: E402
+    _DELIVERY_FACTORIES,
+    FILE_CONNECT_TIMEOUT_SECONDS,
+    FILE_READ_TIMEOUT_SECONDS,
+    deliver,
+    deliver_batch,
+    deliver_queue,
+    deliver_queue_url,
+    make_status_sync,
+    make_void,
+    red_batch,
+    status_sync_sweep,
+)
+from chalicelib.wiring_web import (  # noqa: E402
+    _AUTH_FACTORIES,
+    _LINK_FACTORIES,
+    auth_store,
+    customer_page,
+    dashboard,
+    invoice_counter,
+    link_rate_limit,
+    links,
+    make_retitle,
+    operator_auth,
+    order_reads,
+    retitle,
+    store_api,
+    store_keys,
+    title_requests,
+)
+
+__all__ = [
+    "FILE_CONNECT_TIMEOUT_SECONDS",
+    "FILE_READ_TIMEOUT_SECONDS",
+    "auth_store",
+    "customer_page",
+    "dashboard",
+    "deliver",
+    "deliver_batch",
+    "deliver_queue",
+    "deliver_queue_url",
+    "invoice_counter",
+    "link_rate_limit",
+    "links",
+    "make_retitle",
+    "make_status_sync",
+    "make_void",
+    "operator_auth",
+    "order_reads",
+    "red_batch",
+    "retitle",
+    "status_sync_sweep",
+    "store_api",
+    "store_keys",
+    "title_requests",
+]

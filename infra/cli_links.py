@@ -82,7 +82,7 @@ def issue(
     if wiring.ledger().get_order(order_key) is None:
         err.print(f"no order {order_key}", markup=False)
         raise typer.Exit(2)
-    from chalicelib.domain.order_state import store_of
+    from chalicelib.domain.order_keys import store_of
 
     store_id = store_of(order_key)
     try:

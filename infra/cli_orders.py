@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from chalicelib.config import SWEEP_GRACE_SECONDS
+from chalicelib.domain.order_keys import parse_order_key, serial_for
 from chalicelib.domain.order_state import (
     CLAIMABLE,
     OPERATOR_RETRYABLE,
@@ -34,8 +35,6 @@ from chalicelib.domain.order_state import (
     RED_OPERATOR_RETRYABLE,
     OrderEvent,
     OrderStatus,
-    parse_order_key,
-    serial_for,
 )
 from infra.cli_app import group, print_table, table
 
@@ -84,7 +83,7 @@ def orders_list(
 def orders_show(order_key: Annotated[str, typer.Argument(help=ORDER_KEY_HELP)]) -> None:
     """One order record: status, violations, the invoice order as queued (JSON)."""
     from chalicelib.adapters.ledger import Ledger
-    from chalicelib.domain.order_state import parse_order_key
+    from chalicelib.domain.order_keys import parse_order_key
 
     ledger = Ledger(_need("LEDGER_TABLE"))
     record = ledger.get_order(order_key)  # looked up as given: records of the old key format too

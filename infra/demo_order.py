@@ -73,7 +73,7 @@ def run(
 ) -> DemoResult:
     """Post the demo order and follow it; ``env``: the stack's resource names (``stack.json``'s)."""
     from chalicelib import config, wiring
-    from chalicelib.domain.order_state import order_key
+    from chalicelib.domain.order_keys import order_key
     from infra.cli_dev import outbox
 
     os.environ.update(env or {})  # the stack's resource names (this process talks to it like the CLI)

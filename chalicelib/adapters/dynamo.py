@@ -79,3 +79,21 @@ class Update:
         if self._removes:
             text += " REMOVE " + ", ".join(dict.fromkeys(self._removes))
         return text
+
+
+#: A transaction item's cancellation reason when its own condition refused it.
+CONDITION_REFUSED = "ConditionalCheckFailed"
+
+
+def cancellation_reasons(write: Any) -> list[dict[str, Any]] | None:
+    """None when the transaction ``write`` went through, else its cancellation reasons (one per item,
+    each with the item as it was when asked with ``ReturnValuesOnConditionCheckFailure``)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        write()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+            raise
+        return list(exc.response.get("CancellationReasons") or [])
+    return None

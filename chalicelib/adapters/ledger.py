@@ -12,6 +12,13 @@ Items (table ``LedgerTable``, key ``pk``/``sk``)::
                                                  burst alert), expires_at (TTL): written on the
                                                  rejection path only (:meth:`Ledger.count_rejection`)
 
+Other items share the table under their own ``pk`` prefixes, none carrying the attributes the two
+indexes key on: ``event#…`` (an event id and the order it came with: this module), ``link#…``
+(``adapters/links.py``), ``apikey#…`` / ``operator#…`` / ``session#…`` / ``loginfail#…``
+(``adapters/auth_store.py``), ``ratelimit#…`` (``adapters/rate_limit.py``), ``counters#…`` (the dashboard's,
+``adapters/counters.py``), ``rejections#…`` (below). The item format is ``ledger_items.py``; the reads beyond one record
+``ledger_reads.py``.
+
 The ledger *executes* the transitions of ``chalicelib.domain.order_state``; it decides none. The
 condition of every status write is derived from the table (:func:`_condition`)::
 
@@ -29,16 +36,25 @@ may be enqueued twice; the worker's conditional claim makes that harmless.
 
 from __future__ import annotations
 
-import base64
 import json
 import time
-import zlib
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.adapters import aws
-from chalicelib.adapters.dynamo import Update, conditional
+from chalicelib.adapters.dynamo import CONDITION_REFUSED, Update, cancellation_reasons, conditional
+from chalicelib.adapters.ledger_items import (
+    DUE,
+    NUMBERS,
+    check_annotation,
+    event_pk,
+    iso,
+    key,
+    pack,
+    record_of,
+    record_transition,
+)
+from chalicelib.adapters.ledger_reads import LedgerReads
 from chalicelib.config import SWEEP_GRACE_SECONDS
 from chalicelib.domain.delivery import DELIVERABLE
 from chalicelib.domain.errors import InfrastructureUnavailable
@@ -51,64 +67,11 @@ from chalicelib.domain.order_state import (
     TERMINAL,
     OrderEvent,
     OrderStatus,
-    event_order_key,
-    parse_order_key,
-    parse_status,
     sources,
-    store_of,
     target,
 )
 from chalicelib.services.archive import TransitionRecorder
 from chalicelib.services.ports import Fields, OrderRecord, Transition
-
-DUE = "due"
-#: Attributes kept as numbers; every other worker attribute is text.
-NUMBERS = frozenset({"lease_until", "claims", "sends", "retries", "checks", "revision"})
-#: Attributes that are the record itself, not the worker's fields.
-_BASE = frozenset({"pk", "sk", "order_key", "store_id", "status", "kind", "payload", "violations", "due", "created_at"})
-
-
-def iso(epoch: float) -> str:
-    """UTC time as stored in ``created_at`` / ``updated_at`` / ``due_at`` (sortable text)."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _pack(payload: dict[str, Any]) -> bytes:
-    return zlib.compress(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(), 6)
-
-
-def _unpack(blob: Any) -> dict[str, Any]:
-    raw = blob.value if hasattr(blob, "value") else blob
-    if isinstance(raw, str):
-        raw = base64.b64decode(raw)
-    result: dict[str, Any] = json.loads(zlib.decompress(raw))
-    return result
-
-
-def _key(order_key: str) -> dict[str, Any]:
-    return {"pk": {"S": f"order#{order_key}"}, "sk": {"S": "order"}}
-
-
-def record_of(item: Mapping[str, Any]) -> OrderRecord:
-    """An item (DynamoDB JSON) as an :class:`OrderRecord`."""
-    fields: dict[str, str | int] = {}
-    for name, value in item.items():
-        if name in _BASE:
-            continue
-        if "N" in value:
-            fields[name] = int(value["N"])
-        elif "S" in value:
-            fields[name] = value["S"]
-    return OrderRecord(
-        order_key=item["order_key"]["S"],
-        store_id=item["store_id"]["S"],
-        status=parse_status(item["status"]["S"]),
-        kind=item.get("kind", {}).get("S", "paid"),
-        payload=_unpack(item["payload"]["B"]) if "payload" in item else {},
-        created_at=item.get("created_at", {}).get("S", ""),
-        violations=json.loads(item["violations"]["S"]) if "violations" in item else None,
-        fields=fields,
-    )
 
 
 def _condition(update: Update, event: OrderEvent, claim_id: str | None, now: float) -> str:
@@ -125,41 +88,12 @@ def _condition(update: Update, event: OrderEvent, claim_id: str | None, now: flo
     return " AND ".join(parts)
 
 
-def event_pk(order_key: str, event_id: str) -> str:
-    """The key of the item recording that ``event_id`` (an event of the order's store and platform)
-    came with ``order_key``: ``event#<store>:<platform>:event%3A<event id>``, sk ``event``."""
-    parts = parse_order_key(order_key)
-    return f"event#{event_order_key(parts.store_id, parts.platform, event_id)}"
-
-
-#: A transaction item's cancellation reason when its own condition refused it.
-_CONDITION_REFUSED = "ConditionalCheckFailed"
-
-
-def _cancellation_reasons(write: Any) -> list[dict[str, Any]] | None:
-    """None when the transaction ``write`` went through, else its cancellation reasons (one per item,
-    each with the item as it was when asked with ``ReturnValuesOnConditionCheckFailure``)."""
-    from botocore.exceptions import ClientError
-
-    try:
-        write()
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-            raise
-        return list(exc.response.get("CancellationReasons") or [])
-    return None
-
-
-class Ledger:
+class Ledger(LedgerReads):
     def __init__(self, table_name: str, *, clock: Any = time.time, recorder: TransitionRecorder | None = None) -> None:
         self.table = table_name
         self.clock = clock
         #: Each transition made is told to the audit archive's status history (None: not recorded).
         self.recorder = recorder
-
-    @property
-    def _ddb(self) -> Any:
-        return aws.client("dynamodb")
 
     # --- intake ------------------------------------------------------------------------------------
     def create_order(
@@ -188,12 +122,12 @@ class Ledger:
         """
         now = self.clock()
         item: dict[str, Any] = {
-            **_key(order_key),
+            **key(order_key),
             "order_key": {"S": order_key},
             "store_id": {"S": store_id},
             "kind": {"S": kind},
             "status": {"S": OrderStatus(status).value},
-            "payload": {"B": _pack(payload)},
+            "payload": {"B": pack(payload)},
             "created_at": {"S": iso(now)},
             "updated_at": {"S": iso(now)},
         }
@@ -232,7 +166,7 @@ class Ledger:
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
         with aws.unavailable("ledger"):
-            reasons = _cancellation_reasons(
+            reasons = cancellation_reasons(
                 lambda: self._ddb.transact_write_items(
                     TransactItems=[
                         {"Put": {"TableName": self.table, "Item": item, **absent}},
@@ -243,89 +177,21 @@ class Ledger:
         if reasons is None:
             return None
         order, event = [*reasons, {}, {}][:2]
-        if order.get("Code") == _CONDITION_REFUSED:
+        if order.get("Code") == CONDITION_REFUSED:
             return record_of(order["Item"]) if order.get("Item") else None
-        if event.get("Code") == _CONDITION_REFUSED and event.get("Item"):
+        if event.get("Code") == CONDITION_REFUSED and event.get("Item"):
             return EventIdHeld(event_id, event["Item"]["order_key"]["S"])
         codes = ", ".join(str(r.get("Code")) for r in reasons)  # TransactionConflict: a concurrent write
         raise InfrastructureUnavailable(f"ledger: the intake write was cancelled ({codes}); retry")
 
     def get_order(self, order_key: str) -> OrderRecord | None:
         with aws.unavailable("ledger"):
-            item = self._ddb.get_item(TableName=self.table, Key=_key(order_key), ConsistentRead=True).get("Item")
+            item = self._ddb.get_item(TableName=self.table, Key=key(order_key), ConsistentRead=True).get("Item")
         return record_of(item) if item else None
 
     def mark_queued(self, order_key: str) -> None:
         """Outbox done: the message is in SQS. A record the worker already moved on is left alone."""
         self.transition(order_key, OrderEvent.ENQUEUED, now=self.clock())
-
-    def orders_of_store(self, store_id: str, *, limit: int = 50, status: str | None = None) -> list[OrderRecord]:
-        """The store's most recent order records, newest first (index ``by_store``); with ``status``,
-        the most recent ``limit`` in that status (filtered by DynamoDB, page after page)."""
-        query: dict[str, Any] = {
-            "TableName": self.table,
-            "IndexName": "by_store",
-            "KeyConditionExpression": "store_id = :s",
-            "ExpressionAttributeValues": {":s": {"S": store_id}},
-            "ScanIndexForward": False,
-        }
-        if status is not None:
-            query["FilterExpression"] = "#st = :st"
-            query["ExpressionAttributeNames"] = {"#st": "status"}
-            query["ExpressionAttributeValues"][":st"] = {"S": OrderStatus(status).value}
-        found: list[OrderRecord] = []
-        with aws.unavailable("ledger"):
-            while len(found) < limit:
-                reply = self._ddb.query(**query, Limit=limit if status is None else max(limit, 100))
-                found.extend(record_of(i) for i in reply.get("Items", []) if i.get("sk", {}).get("S") == "order")
-                if status is None or "LastEvaluatedKey" not in reply:
-                    break
-                query["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
-        return found[:limit]
-
-    def store_records(
-        self, store_id: str, *, since: str, statuses: frozenset[OrderStatus] | None = None, limit: int = 1000
-    ) -> list[OrderRecord]:
-        """The store's records created at or after ``since`` (ISO text), oldest first, up to ``limit``
-        (index ``by_store``: a key-range query, never a scan; ``statuses`` filtered by DynamoDB — the
-        filtered-out items are read, so keep ``since`` recent). Used by batch reversal, void and sync."""
-        query: dict[str, Any] = {
-            "TableName": self.table,
-            "IndexName": "by_store",
-            "KeyConditionExpression": "store_id = :s AND created_at >= :since",
-            "ExpressionAttributeValues": {":s": {"S": store_id}, ":since": {"S": since}},
-            "ScanIndexForward": True,
-        }
-        if statuses:
-            names = [f":st{i}" for i in range(len(statuses))]
-            query["FilterExpression"] = f"#st IN ({', '.join(names)})"
-            query["ExpressionAttributeNames"] = {"#st": "status"}
-            for name, status in zip(names, sorted(statuses, key=lambda x: x.value), strict=True):
-                query["ExpressionAttributeValues"][name] = {"S": status.value}
-        found: list[OrderRecord] = []
-        with aws.unavailable("ledger"):
-            while len(found) < limit:
-                reply = self._ddb.query(**query)
-                found.extend(record_of(i) for i in reply.get("Items", []) if i.get("sk", {}).get("S") == "order")
-                if "LastEvaluatedKey" not in reply:
-                    break
-                query["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
-        return found[:limit]
-
-    def count_rejection(self, store_id: str, *, window: int, expires_at: float) -> int:
-        """Count one rejection of ``store_id`` in burst window ``window`` (one atomic ADD, made on the
-        rejection path only): the window's count, this rejection included. The item expires with
-        the window (TTL ``expires_at``)."""
-        with aws.unavailable("ledger"):
-            reply = self._ddb.update_item(
-                TableName=self.table,
-                Key={"pk": {"S": f"rejections#{store_id}"}, "sk": {"S": f"window#{window}"}},
-                UpdateExpression="SET expires_at = if_not_exists(expires_at, :exp) ADD #n :one",
-                ExpressionAttributeNames={"#n": "n"},
-                ExpressionAttributeValues={":one": {"N": "1"}, ":exp": {"N": str(int(expires_at))}},
-                ReturnValues="UPDATED_NEW",
-            )
-        return int(reply["Attributes"]["n"]["N"])
 
     def issue_fields(self, order_key: str) -> dict[str, Any]:
         """The record's status and worker attributes ({} when absent): for the CLI and tests."""
@@ -358,7 +224,7 @@ class Ledger:
         if (payload is not None) is not (event in REPLACES_PAYLOAD):
             raise ValueError(f"{event} {'needs' if event in REPLACES_PAYLOAD else 'takes no'} payload")
         if payload is not None:
-            u.values[":payload"] = {"B": _pack(payload)}
+            u.values[":payload"] = {"B": pack(payload)}
             u.set("payload", ":payload")
             u.remove("violations")
         if event in LEASED:
@@ -386,7 +252,7 @@ class Ledger:
             ok, old = conditional(
                 lambda: self._ddb.update_item(
                     TableName=self.table,
-                    Key=_key(order_key),
+                    Key=key(order_key),
                     UpdateExpression=u.expression(),
                     ConditionExpression=condition,
                     ExpressionAttributeNames=u.names,
@@ -415,7 +281,7 @@ class Ledger:
             ok, _ = conditional(
                 lambda: self._ddb.update_item(
                     TableName=self.table,
-                    Key=_key(order_key),
+                    Key=key(order_key),
                     UpdateExpression=u.expression(),
                     ConditionExpression=condition,
                     ExpressionAttributeNames=u.names,
@@ -440,7 +306,7 @@ class Ledger:
         u.fields(fields, NUMBERS)
         u.set("revision", u.value(revision + 1))
         if payload is not None:
-            u.values[":payload"] = {"B": _pack(payload)}
+            u.values[":payload"] = {"B": pack(payload)}
             u.set("payload", ":payload")
         rev, status = u.name("revision"), u.name("status")
         names = ", ".join(u.value(s.value) for s in sorted(statuses, key=lambda s: s.value))
@@ -450,7 +316,7 @@ class Ledger:
             ok, old = conditional(
                 lambda: self._ddb.update_item(
                     TableName=self.table,
-                    Key=_key(order_key),
+                    Key=key(order_key),
                     UpdateExpression=u.expression(),
                     ConditionExpression=condition,
                     ExpressionAttributeNames=u.names,
@@ -486,7 +352,7 @@ class Ledger:
             ok, _ = conditional(
                 lambda: self._ddb.update_item(
                     TableName=self.table,
-                    Key=_key(order_key),
+                    Key=key(order_key),
                     UpdateExpression="SET due_at = :new",
                     ConditionExpression="due_at = :was",
                     ExpressionAttributeValues={":new": {"S": iso(due_at)}, ":was": {"S": was}},
@@ -495,14 +361,6 @@ class Ledger:
         return ok
 
     # --- delivery (chalicelib/services/deliver.py): non-status writes on an issued record ----------
-    def delivery_view(self, order_key: str) -> tuple[OrderRecord, list[dict[str, str]]] | None:
-        """The record and its delivery records (list attribute ``deliveries``), one consistent read."""
-        with aws.unavailable("ledger"):
-            item = self._ddb.get_item(TableName=self.table, Key=_key(order_key), ConsistentRead=True).get("Item")
-        if not item:
-            return None
-        return record_of(item), deliveries_of(item)
-
     def annotate(
         self,
         order_key: str,
@@ -528,7 +386,7 @@ class Ledger:
             ok, _ = conditional(
                 lambda: self._ddb.update_item(
                     TableName=self.table,
-                    Key=_key(order_key),
+                    Key=key(order_key),
                     UpdateExpression=u.expression(),
                     ConditionExpression=condition,
                     ExpressionAttributeNames=u.names,
@@ -536,49 +394,3 @@ class Ledger:
                 )
             )
         return ok
-
-
-def record_transition(
-    recorder: TransitionRecorder,
-    order_key: str,
-    event: OrderEvent,
-    before: OrderRecord | None,
-    *,
-    now: float,
-    fields: Fields | None,
-) -> None:
-    """Tell ``recorder`` of a transition made (shared with the in-memory ledger): the cause is the
-    record's ``last_error`` when the write sets one, else the event."""
-    cause = (fields or {}).get("last_error")
-    recorder.transition(
-        at=datetime.fromtimestamp(now, UTC),
-        store=before.store_id if before is not None else store_of(order_key),
-        order_key=order_key,
-        event=event.value,
-        before=before.status.value if before is not None else None,
-        after=target(event).value,
-        cause=str(cause) if cause is not None else event.value,
-    )
-
-
-def check_annotation(fields: Fields) -> None:
-    """``annotate`` writes delivery facts only, never the record's own attributes or the worker's claim."""
-    refused = sorted(set(fields) & (_BASE | {"updated_at", "claim_id", "lease_until", "deliveries"}))
-    if refused:
-        raise ValueError(f"annotate cannot write {refused}")
-
-
-def deliveries_of(item: Mapping[str, Any]) -> list[dict[str, str]]:
-    """The delivery records of an item (DynamoDB JSON), oldest first."""
-    return [
-        {k: str(v.get("S", "")) for k, v in entry.get("M", {}).items()}
-        for entry in item.get("deliveries", {}).get("L", [])
-    ]
-
-
-def due_epoch(record: OrderRecord) -> float | None:
-    """A record's ``due_at`` as epoch seconds (None when it is not due for anything)."""
-    text = record.text("due_at")
-    if not text:
-        return None
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from chalicelib.adapters import aws
-from chalicelib.adapters.ledger import Ledger, record_of
+from chalicelib.adapters.ledger import Ledger
+from chalicelib.adapters.ledger_items import record_of
 from chalicelib.services.ports import OrderRecord
 
 BATCH = 100  # BatchGetItem's limit

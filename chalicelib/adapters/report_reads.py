@@ -20,7 +20,7 @@ from typing import Any
 
 from chalicelib.adapters import aws
 from chalicelib.adapters.archive import S3Archive
-from chalicelib.adapters.ledger import record_of
+from chalicelib.adapters.ledger_items import record_of
 from chalicelib.adapters.order_reads import BATCH
 from chalicelib.audit import records as audit_records
 from chalicelib.audit.keys import day_prefix, manifest_key, manifest_prefix

@@ -205,7 +205,7 @@ class InvoiceBuyer(Party):
 class InvoiceOrder(Frozen):
     """Everything the tax platform needs to issue one invoice (blue, or the red mirror of one)."""
 
-    order_key: str  # order_state.order_key: store:platform:order_id[:refund:refund_id]; the correlation id end to end
+    order_key: str  # order_keys.order_key: store:platform:order_id[:refund:refund_id]; the correlation id end to end
     store_id: str
     order_id: str
     colour: InvoiceColour = InvoiceColour.BLUE

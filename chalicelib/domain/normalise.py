@@ -83,7 +83,7 @@ from chalicelib.domain.normalise_labelled import (
 from chalicelib.domain.normalise_lines import MAX_PRICED_QUANTITY, _invoice_lines, _unit_price_problems
 from chalicelib.domain.normalise_parties import INDIVIDUAL_NAME, _buyer, _remark, _seller
 from chalicelib.domain.normalise_red import _mirror, _net_lines, _red_lines, _reversed_by_line
-from chalicelib.domain.order_state import order_key
+from chalicelib.domain.order_keys import order_key
 from chalicelib.domain.taxcodes import TaxCodeTable
 from chalicelib.domain.validation import violation
 

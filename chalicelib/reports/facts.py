@@ -20,7 +20,8 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from chalicelib.domain.models import InvoiceOrder, RedReason
-from chalicelib.domain.order_state import OrderKey, OrderStatus, parse_order_key, serial_for
+from chalicelib.domain.order_keys import OrderKey, parse_order_key, serial_for
+from chalicelib.domain.order_state import OrderStatus
 from chalicelib.domain.red_allocation import RefundBook, red_order
 from chalicelib.reports.month import parse_time
 from chalicelib.services.ports import OrderRecord

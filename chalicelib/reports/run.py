@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from chalicelib.domain.order_state import parse_order_key
+from chalicelib.domain.order_keys import parse_order_key
 from chalicelib.reports import audit, audit_pdf, receivables, reconcile
 from chalicelib.reports.csv_out import csv_bytes
 from chalicelib.reports.facts import Fact, fact_of

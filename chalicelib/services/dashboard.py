@@ -19,7 +19,8 @@ from aws_lambda_powertools import Logger
 from chalicelib.domain import counters as c
 from chalicelib.domain.counters import CounterDelta, DayCounts
 from chalicelib.domain.models import Violation
-from chalicelib.domain.order_state import OrderStatus, store_of
+from chalicelib.domain.order_keys import store_of
+from chalicelib.domain.order_state import OrderStatus
 from chalicelib.services.auth import NotVisible, Operator
 from chalicelib.services.ports import OrderRecord
 

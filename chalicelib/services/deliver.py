@@ -50,7 +50,7 @@ from chalicelib.domain.delivery import (
 )
 from chalicelib.domain.invoice_document import record_order
 from chalicelib.domain.models import DeliveryChannel, Store
-from chalicelib.domain.order_state import parse_order_key
+from chalicelib.domain.order_keys import parse_order_key
 from chalicelib.services import delivery_templates as templates
 from chalicelib.services.delivery_ports import (
     Attachment,

@@ -10,7 +10,7 @@ invoice rule, and one whose signed content cannot be used at all (a negative or 
 missing field: the platform module's ``UnusableContent``), are recorded as ``rejected`` with every
 violation, for the operator to correct (``einvoice orders fix``, ``chalicelib/services/rejections.py``)
 or for a corrected resubmission to replace. An event whose order id cannot be read is recorded under
-``order_state.event_order_key`` and says so (violation ``event_order_id_unreadable``). What the platform
+``order_keys.event_order_key`` and says so (violation ``event_order_id_unreadable``). What the platform
 is answered for a rejected order is the store's choice per platform, defaults in
 :func:`rejection_reply_for`: a refusal (``OrderRejected``: 422 with the violations) or an
 acknowledgement (the platform's own success answer). Each rejection is counted for the store's
@@ -18,7 +18,7 @@ rejection-burst alert (``RejectionAlertPort``), on the rejection path only.
 
 Duplicates: the order record's own conditional put is the check, and the event id is recorded in the
 same single write (``LedgerPort.create_order(event_id=…)``: one DynamoDB transaction, so one call as
-before). The record is put under the order key (``order_state.order_key``: store, platform, order id
+before). The record is put under the order key (``order_keys.order_key``: store, platform, order id
 [, refund]) only if absent or rejected; a refused put returns the existing record. A re-delivery (same
 event id) and a re-signed one (new event id) of the same order map to the same key. The answer means:
 
@@ -61,7 +61,8 @@ from chalicelib.domain.errors import (
 from chalicelib.domain.event_ids import EventIdConflict, EventIdHeld, conflict_violation
 from chalicelib.domain.models import EventKind, PaymentEvent, RejectionReply, Store, Violation
 from chalicelib.domain.normalise import normalise, order_key_for, refund_event_problems
-from chalicelib.domain.order_state import OrderStatus, event_order_key, order_key, parse_status
+from chalicelib.domain.order_keys import event_order_key, order_key
+from chalicelib.domain.order_state import OrderStatus, parse_status
 from chalicelib.domain.taxcodes import TaxCodeTable
 from chalicelib.domain.validation import check, violation
 from chalicelib.services.ports import OrderRecord

@@ -45,7 +45,8 @@ from chalicelib.domain.errors import (
     TaxError,
 )
 from chalicelib.domain.models import InvoiceOrder, Store
-from chalicelib.domain.order_state import QUERY_FIRST, OrderEvent, OrderStatus, serial_for, store_of
+from chalicelib.domain.order_keys import serial_for, store_of
+from chalicelib.domain.order_state import QUERY_FIRST, OrderEvent, OrderStatus
 from chalicelib.domain.retry import RetrySchedule
 from chalicelib.domain.taxpayer import mask
 from chalicelib.services.exchange import Exchange, Sent, Session

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from chalicelib.domain.order_state import parse_order_key
+from chalicelib.domain.order_keys import parse_order_key
 
 #: Random bytes per token: 192 bits (the issue asks for at least 128).
 TOKEN_BYTES = 24

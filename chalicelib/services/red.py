@@ -35,6 +35,7 @@ from aws_lambda_powertools import Logger
 
 from chalicelib.domain.errors import NotFound, ValidationFailed
 from chalicelib.domain.models import InvoiceOrder, PaymentEvent, RedReason, Store
+from chalicelib.domain.order_keys import parse_order_key, store_of
 from chalicelib.domain.order_state import (
     BLUE_IN_FLIGHT,
     BLUE_MANUAL,
@@ -43,8 +44,6 @@ from chalicelib.domain.order_state import (
     RED_QUERY_FIRST,
     OrderEvent,
     OrderStatus,
-    parse_order_key,
-    store_of,
 )
 from chalicelib.domain.red_allocation import RefundBook, allocate_refund, red_order, reduced_blue, refund_amount
 from chalicelib.domain.retry import RetrySchedule

@@ -26,7 +26,8 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from chalicelib.domain.models import EventKind, InvoiceOrder, PaymentEvent, RedReason
-from chalicelib.domain.order_state import OrderStatus, order_key, parse_order_key
+from chalicelib.domain.order_keys import order_key, parse_order_key
+from chalicelib.domain.order_state import OrderStatus
 from chalicelib.domain.red_allocation import RefundBook
 from chalicelib.services.ports import OrderRecord
 

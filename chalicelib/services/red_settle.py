@@ -18,7 +18,8 @@ from aws_lambda_powertools import Logger
 from chalicelib.config import SWEEP_GRACE_SECONDS
 from chalicelib.domain.errors import PermanentTaxError, ValidationFailed
 from chalicelib.domain.models import InvoiceOrder, Store
-from chalicelib.domain.order_state import OrderEvent, OrderStatus, red_form_serial, target
+from chalicelib.domain.order_keys import red_form_serial
+from chalicelib.domain.order_state import OrderEvent, OrderStatus, target
 from chalicelib.domain.retry import RetrySchedule
 from chalicelib.services.exchange import Sent, Session
 from chalicelib.services.outcomes import Outcome

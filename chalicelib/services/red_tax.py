@@ -2,7 +2,7 @@
 
 Exactly once, as the blue issue (``chalicelib/services/issue.py``):
 
-- **Form**: applied under a deterministic serial (``order_state.red_form_serial``: round 1 is the
+- **Form**: applied under a deterministic serial (``order_keys.red_form_serial``: round 1 is the
   refund record's ``serial_for``; an expired form is re-applied under round 2, 3 …). Applying again
   under the same serial returns the same form (the providers' duplicate check on the form serial —
   Nuonuo ``billId``, STA ``sqlsh``; assumed of the real platforms, as the sandbox does), so an apply

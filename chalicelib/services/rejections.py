@@ -51,7 +51,8 @@ from pydantic import ValidationError
 
 from chalicelib.config import SWEEP_GRACE_SECONDS
 from chalicelib.domain.models import PaymentEvent, Store, Violation
-from chalicelib.domain.order_state import OrderEvent, OrderStatus, keyed_by_event
+from chalicelib.domain.order_keys import keyed_by_event
+from chalicelib.domain.order_state import OrderEvent, OrderStatus
 from chalicelib.domain.taxcodes import TaxCodeTable
 from chalicelib.domain.validation import violation
 from chalicelib.services.ingest import assess, hold_reason

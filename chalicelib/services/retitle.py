@@ -12,7 +12,7 @@ by a side path:
    created (kind ``refunded``, the blue's whole total, red reason 01 开票有误) and queued — the red
    flow reverses the blue exactly once (the key is deterministic, its serial too).
 2. **Red issued** (the red flow's ``on_issued`` listener, :meth:`Retitle.red_issued`): the **new
-   blue** ``<store>:<platform>:<order id>%3Areissue%3A<n>`` (``order_state.reissue_key``) is
+   blue** ``<store>:<platform>:<order id>%3Areissue%3A<n>`` (``order_keys.reissue_key``) is
    created from the blue's order with the new buyer (contact kept), ``reissue_of`` pointing back, and
    queued: the worker issues it like any order and queues its delivery. Then the old blue moves
    ``reissuing → reissued`` (event ``reissue``).
@@ -38,16 +38,15 @@ from aws_lambda_powertools import Logger
 
 from chalicelib.domain.event_ids import EventIdHeld
 from chalicelib.domain.models import BuyerType, EventKind, InvoiceOrder, PaymentEvent, RedReason, Store, Violation
-from chalicelib.domain.order_state import (
+from chalicelib.domain.order_keys import (
     REISSUE_MARK,
-    OrderEvent,
-    OrderStatus,
     is_retitle_refund,
     parse_order_key,
     reissue_key,
     retitle_refund_key,
     store_of,
 )
+from chalicelib.domain.order_state import OrderEvent, OrderStatus
 from chalicelib.domain.red_allocation import RefundBook
 from chalicelib.services.ports import OrderRecord
 from chalicelib.services.red_ports import RedLedger

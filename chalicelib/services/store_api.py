@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from chalicelib.domain.errors import EInvoiceError, NotFound
 from chalicelib.domain.models import Store
-from chalicelib.domain.order_state import order_key
+from chalicelib.domain.order_keys import order_key
 from chalicelib.services.auth import KeyCheck, StoreKeys, Unauthorized
 from chalicelib.services.ports import OrderRecord
 from chalicelib.services.reversals import net_amount, reversals

@@ -39,7 +39,8 @@ from typing import Protocol
 from aws_lambda_powertools import Logger
 
 from chalicelib.domain.errors import NotFound, SignatureInvalid
-from chalicelib.domain.order_state import OrderEvent, OrderStatus, store_of
+from chalicelib.domain.order_keys import store_of
+from chalicelib.domain.order_state import OrderEvent, OrderStatus
 from chalicelib.services.exchange import Exchange, Session
 from chalicelib.services.ports import AlertPort, CredentialsPort, Fields, OrderRecord, ProviderPort, StorePort
 from chalicelib.services.red_ports import RedLedger

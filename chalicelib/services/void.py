@@ -24,7 +24,8 @@ from aws_lambda_powertools import Logger
 
 from chalicelib.domain.errors import EInvoiceError, NotFound
 from chalicelib.domain.models import Store
-from chalicelib.domain.order_state import RED_CLAIMABLE, OrderEvent, OrderStatus, parse_order_key, store_of
+from chalicelib.domain.order_keys import parse_order_key, store_of
+from chalicelib.domain.order_state import RED_CLAIMABLE, OrderEvent, OrderStatus
 from chalicelib.domain.red_allocation import RefundBook
 from chalicelib.services.exchange import Exchange, Session
 from chalicelib.services.ports import AlertPort, CredentialsPort, OrderRecord, ProviderPort, StorePort

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from chalicelib.domain.order_state import order_key
+from chalicelib.domain.order_keys import order_key
 from infra.cli_app import application
 from tests.support.processes import ROOT
 
@@ -189,7 +189,8 @@ def _failed_record(stack: Any, status: str) -> str:
     import time
 
     from chalicelib.adapters.ledger import Ledger
-    from chalicelib.domain.order_state import OrderEvent, order_key
+    from chalicelib.domain.order_keys import order_key
+    from chalicelib.domain.order_state import OrderEvent
 
     key = order_key("demo-shanghai", "shopify", f"R-{status}")
     ledger = Ledger(stack.env["LEDGER_TABLE"])

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from chalicelib import config, wiring
-from chalicelib.domain.order_state import order_key
+from chalicelib.domain.order_keys import order_key
 from chalicelib.sandbox import server as sandbox_server
 from infra import cli
 from tests.adapters.test_worker_sandbox import SECRETS, _env, fields, invoices, process, receive_records, sandbox_config

@@ -144,7 +144,7 @@ def test_void_is_refused_for_a_digital_invoice_and_the_reminder_explains_why(iss
 
 
 def test_orders_retry_sends_a_refund_record_round_the_red_flow_again(issued: tuple[Red, list[str]]) -> None:
-    from chalicelib.domain.order_state import order_key
+    from chalicelib.domain.order_keys import order_key
 
     red, _ = issued
     key = order_key(SHANGHAI.store_id, "standard", "SO-never-paid", "RF-1")

@@ -33,7 +33,8 @@ from chalicelib.domain.models import (
     RedFormExpiry,
     Store,
 )
-from chalicelib.domain.order_state import TERMINAL, OrderEvent, OrderStatus, order_key, serial_for
+from chalicelib.domain.order_keys import order_key, serial_for
+from chalicelib.domain.order_state import TERMINAL, OrderEvent, OrderStatus
 from chalicelib.sandbox import server as sandbox_server
 from tests.adapters.test_worker_sandbox import HANGZHOU, SECRETS, SHANGHAI, sandbox_config
 from tests.support import orders

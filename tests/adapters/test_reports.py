@@ -29,11 +29,11 @@ from typer.testing import CliRunner
 from bench.bench_reports import batch_put, ledger_item
 from chalicelib.adapters import aws
 from chalicelib.adapters.archive import S3Archive
-from chalicelib.adapters.ledger import iso
+from chalicelib.adapters.ledger_items import iso
 from chalicelib.adapters.report_reads import ArchiveReader, MonthReader
 from chalicelib.audit import records as audit_records
 from chalicelib.audit.keys import manifest_key, object_key
-from chalicelib.domain.order_state import order_key, serial_for
+from chalicelib.domain.order_keys import order_key, serial_for
 from chalicelib.reports import receivables as rv
 from chalicelib.reports import reconcile as rc
 from chalicelib.reports.csv_out import BOM
@@ -324,7 +324,7 @@ def test_a_clean_month_reconciles_with_exit_code_0(world: World, tmp_path: Path)
 def test_the_bench_seeds_what_the_ledger_reads() -> None:
     """``bench/bench_reports.py`` writes items as the ledger does: each reads back as the record it means."""
     from bench.bench_reports import month_items
-    from chalicelib.adapters.ledger import record_of
+    from chalicelib.adapters.ledger_items import record_of
     from chalicelib.reports.facts import fact_of
 
     month = Month.parse("2026-02")

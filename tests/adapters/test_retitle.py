@@ -17,7 +17,7 @@ import pytest
 
 from chalicelib import wiring
 from chalicelib.domain.models import BuyerType, InvoiceBuyer, Store
-from chalicelib.domain.order_state import reissue_key, retitle_refund_key
+from chalicelib.domain.order_keys import reissue_key, retitle_refund_key
 from chalicelib.services.links import LinkView
 from chalicelib.services.title_request import Outcome, TitleForm, TitleRequests
 from tests.adapters.test_red_sandbox import (  # the red flow's module stack, shared

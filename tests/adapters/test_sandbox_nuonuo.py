@@ -281,7 +281,7 @@ def test_count_by_the_gateways_order_key_finds_its_invoice(sandbox: SandboxHandl
     """Nuonuo's orderNo is the gateway's serial, not the shop's order id: ``order_key=`` maps to it."""
     from urllib.parse import quote
 
-    from chalicelib.domain.order_state import order_key, serial_for
+    from chalicelib.domain.order_keys import order_key, serial_for
 
     key = order_key("demo-hangzhou", "shopify", "1001")
     issued(sandbox, nn, serial_for(key))  # what the worker sends as orderNo

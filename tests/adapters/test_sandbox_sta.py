@@ -395,7 +395,7 @@ def test_count_by_the_gateways_order_key_or_by_the_shops_order_id(sandbox: Sandb
     """STA carries both: the serial (``fpqqlsh``, from the order key) and the shop's order id (``ddh``)."""
     from urllib.parse import quote
 
-    from chalicelib.domain.order_state import order_key, serial_for
+    from chalicelib.domain.order_keys import order_key, serial_for
 
     key = order_key("demo-shanghai", "standard", "A-1")
     issued_blue(sandbox, sta, serial_for(key), ddh="A-1")

@@ -13,7 +13,8 @@ from urllib.request import Request, urlopen
 import pytest
 
 from chalicelib import wiring
-from chalicelib.domain.order_state import OrderStatus, order_key
+from chalicelib.domain.order_keys import order_key
+from chalicelib.domain.order_state import OrderStatus
 from chalicelib.services import sync as sync_module
 from chalicelib.services.sync import StatusSync
 from tests.adapters.test_red_sandbox import Red, env  # noqa: F401 (the module-scoped stack fixture)

@@ -26,7 +26,7 @@ from chalicelib.adapters.secrets import SecretStore
 from chalicelib.adapters.stores import StoreRegistry
 from chalicelib.domain.errors import RetryableTaxError
 from chalicelib.domain.models import BuyerType, InvoiceBuyer, InvoiceLine, InvoiceOrder, Party, Store
-from chalicelib.domain.order_state import order_key, serial_for
+from chalicelib.domain.order_keys import order_key, serial_for
 from chalicelib.sandbox import server as sandbox_server
 from tests.support.virtual_queue import VirtualClock, VirtualQueue, drive
 

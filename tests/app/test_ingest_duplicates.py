@@ -20,7 +20,8 @@ import pytest
 from chalicelib.domain.errors import ValidationFailed
 from chalicelib.domain.event_ids import EventIdConflict
 from chalicelib.domain.models import RejectionReply, Store
-from chalicelib.domain.order_state import OrderStatus, order_key
+from chalicelib.domain.order_keys import order_key
+from chalicelib.domain.order_state import OrderStatus
 from chalicelib.domain.taxcodes import TaxCodeTable
 from chalicelib.services.ingest import Ingest, IngestResult
 from chalicelib.services.ports import OrderRecord

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain.order_state import order_key
+from chalicelib.domain.order_keys import order_key
 from tests.app.conftest import PLATFORM_STORE as STORE
 from tests.support import platform_events as pe
 

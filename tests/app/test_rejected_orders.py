@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from chalicelib.domain.models import RejectionReply
-from chalicelib.domain.order_state import event_order_key, order_key
+from chalicelib.domain.order_keys import event_order_key, order_key
 from tests.app.conftest import PLATFORM_STORE, signed, standard_event
 from tests.support import platform_events as pe
 

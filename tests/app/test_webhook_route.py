@@ -9,7 +9,7 @@ from unittest import mock
 
 import pytest
 
-from chalicelib.domain.order_state import order_key
+from chalicelib.domain.order_keys import order_key
 from tests.app.conftest import signed, standard_event
 
 URL = "/webhooks/standard/demo-shanghai"

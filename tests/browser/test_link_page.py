@@ -24,6 +24,15 @@ def by_id(browser: Any, element_id: str) -> Any:
     return browser.find_element(By.ID, element_id)
 
 
+def after_submit(browser: Any, css: str, seconds: float = 30) -> Any:
+    """The element ``css`` of the page a form post leads to: a click does not wait for the answer (the
+    post, its redirect and the next page can take seconds on a loaded machine)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, seconds).until(lambda d: (d.find_elements(By.CSS_SELECTOR, css) or [None])[0])
+
+
 def test_the_page_on_a_phone(api: Any, browser: Any, shot: Any) -> None:
     key, number = order_record(api.env, amount="108.00")
     browser.get(link(api, key))
@@ -66,7 +75,7 @@ def test_the_title_form_shows_the_error_beside_the_field_then_takes_a_good_id(
     by_id(browser, "title").send_keys("上海某某科技有限公司")
     by_id(browser, "tax_id").send_keys("91310115MA1K4ABCI2")  # I: not in GB 32100
     by_id(browser, "submit").click()
-    error = by_id(browser, "tax_id-error-1")
+    error = after_submit(browser, "#tax_id-error-1")
     field = by_id(browser, "tax_id")
     assert "统一社会信用代码不能包含字母I" in error.text
     assert field.get_attribute("aria-invalid") == "true"
@@ -78,7 +87,7 @@ def test_the_title_form_shows_the_error_beside_the_field_then_takes_a_good_id(
     field.clear()
     field.send_keys(valid_credit_code())
     by_id(browser, "submit").click()
-    assert "已提交换开申请" in browser.find_element(By.CSS_SELECTOR, ".notice").text
+    assert "已提交换开申请" in after_submit(browser, ".notice").text
     assert "已提交换开申请" in by_id(browser, "title-change").text
     shot("change-requested")
 

@@ -360,7 +360,7 @@ def test_delivery_facts_are_written_on_an_issued_record_only_and_records_are_app
 
 def test_store_records_since_a_time_and_in_statuses(ledger: Any) -> None:
     """The batch reversal's, void's and the status sync's read: one store, a key range, a status filter."""
-    from chalicelib.adapters.ledger import iso
+    from chalicelib.adapters.ledger_items import iso
 
     assert ledger.create_order(KEY, "s1", kind="paid", status="received", payload=PAYLOAD, outbox=True) is None
     assert ledger.create_order(OTHER, "s1", kind="paid", status="rejected", payload=PAYLOAD, outbox=False) is None

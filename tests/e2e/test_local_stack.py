@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain.order_state import order_key
+from chalicelib.domain.order_keys import order_key
 from tests.support.processes import ROOT
 
 pytestmark = pytest.mark.e2e

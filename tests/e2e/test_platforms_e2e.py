@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain.order_state import order_key
+from chalicelib.domain.order_keys import order_key
 from tests.support import platform_events as pe
 from tests.support.processes import ROOT
 

@@ -183,7 +183,7 @@ def _admin(supervised: Stack, path: str, payload: dict[str, Any] | None = None) 
 def test_an_order_the_worker_held_when_it_was_killed_is_issued_once(supervised: Stack) -> None:
     """Nothing lost: the worker dies mid tax call; its message comes back after the visibility timeout
     (``VISIBILITY_TIMEOUT``), the attempt after the lease, queries first, and the order ends issued — once."""
-    from chalicelib.domain.order_state import serial_for
+    from chalicelib.domain.order_keys import serial_for
 
     _admin(supervised, "/admin/faults", {"latency_ms": 5000, "only": ["QDFPSC"]})  # the issue call hangs 5 s
     try:

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from chalicelib.domain.models import PaymentEvent
-from chalicelib.domain.order_state import OrderEvent, order_key
+from chalicelib.domain.order_keys import order_key
+from chalicelib.domain.order_state import OrderEvent
 
 STORE = "demo-shanghai"
 NOW = 1_800_000_000.0

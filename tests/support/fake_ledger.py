@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from chalicelib.adapters.ledger import NUMBERS, check_annotation, event_pk, iso, record_transition
+from chalicelib.adapters.ledger_items import NUMBERS, check_annotation, event_pk, iso, record_transition
 from chalicelib.config import SWEEP_GRACE_SECONDS
 from chalicelib.domain.delivery import DELIVERABLE
 from chalicelib.domain.event_ids import EventIdHeld

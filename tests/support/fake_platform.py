@@ -45,7 +45,8 @@ from chalicelib.domain.errors import (
     UnknownStore,
 )
 from chalicelib.domain.models import InvoiceOrder, Party, Store
-from chalicelib.domain.order_state import TERMINAL, OrderStatus, order_key, serial_for
+from chalicelib.domain.order_keys import order_key, serial_for
+from chalicelib.domain.order_state import TERMINAL, OrderStatus
 from chalicelib.domain.retry import RetrySchedule
 from chalicelib.services.exchange import Exchange
 from chalicelib.services.issue import IssueInvoice

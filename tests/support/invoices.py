@@ -10,7 +10,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from chalicelib.domain.order_state import OrderEvent, order_key
+from chalicelib.domain.order_keys import order_key
+from chalicelib.domain.order_state import OrderEvent
 from chalicelib.domain.retry import DEFAULT_SCHEDULE
 from chalicelib.services.dashboard import InvoiceCounterPort
 from chalicelib.services.ports import OrderLedger

@@ -28,7 +28,7 @@ from chalicelib.domain.models import (
     Party,
     RedReason,
 )
-from chalicelib.domain.order_state import order_key, parse_order_key
+from chalicelib.domain.order_keys import order_key, parse_order_key
 from chalicelib.domain.taxcodes import TaxCodeTable
 from chalicelib.taxapi.base import RedFormRequest
 from tests.support.sandbox_clients import BUYER_CO, SELLER

@@ -22,7 +22,8 @@ from chalicelib.domain.errors import (
     PermanentTaxError,
     RetryableTaxError,
 )
-from chalicelib.domain.order_state import QUERY_FIRST, OrderEvent, OrderStatus, serial_for
+from chalicelib.domain.order_keys import serial_for
+from chalicelib.domain.order_state import QUERY_FIRST, OrderEvent, OrderStatus
 from chalicelib.domain.taxpayer import mask
 from chalicelib.services.outcomes import Outcome
 from chalicelib.services.settle import GRACE_SECONDS

@@ -16,7 +16,8 @@ import pytest
 
 from chalicelib.config import RETRY_SCHEDULE
 from chalicelib.domain.errors import InfrastructureUnavailable
-from chalicelib.domain.order_state import OrderStatus, serial_for
+from chalicelib.domain.order_keys import serial_for
+from chalicelib.domain.order_state import OrderStatus
 from chalicelib.taxapi.base import Capabilities, HttpRequest
 from tests.support.fake_platform import ENDPOINT_B, Fault, Rig, build
 

@@ -34,7 +34,7 @@ from chalicelib.domain.normalise import (
     order_key_for,
     refund_event_problems,
 )
-from chalicelib.domain.order_state import order_key, parse_order_key
+from chalicelib.domain.order_keys import order_key, parse_order_key
 from chalicelib.domain.taxcodes import TaxCodeTable
 from chalicelib.domain.validation import check, validate
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chalicelib.domain.order_keys import order_key, parse_order_key, serial_for
 from chalicelib.domain.order_state import (
     CLAIMABLE,
     DIAGRAM_BEGIN,
@@ -18,9 +19,6 @@ from chalicelib.domain.order_state import (
     OrderEvent,
     OrderStatus,
     diagram,
-    order_key,
-    parse_order_key,
-    serial_for,
     sources,
     target,
 )

@@ -24,7 +24,7 @@ from chalicelib.domain.models import (
     ZeroRateFlag,
 )
 from chalicelib.domain.normalise import normalise, normalise_refund
-from chalicelib.domain.order_state import order_key
+from chalicelib.domain.order_keys import order_key
 from chalicelib.domain.taxcodes import VAT_RATES, TaxCodeTable
 from chalicelib.domain.validation import check, validate
 from tests.unit.test_normalise import TRANSPORT, make_store

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from chalicelib.domain.errors import ValidationFailed
 from chalicelib.domain.models import EventKind, EventLine, PaymentEvent, RedReason
-from chalicelib.domain.order_state import order_key, red_form_serial, serial_for
+from chalicelib.domain.order_keys import order_key, red_form_serial, serial_for
 from chalicelib.domain.red_allocation import RefundBook, allocate_refund, red_order, reduced_blue, refund_amount
 from tests.support import orders
 

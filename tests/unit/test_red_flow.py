@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from chalicelib.domain.models import EventKind, InvoiceOrder, PaymentEvent
-from chalicelib.domain.order_state import OrderEvent, order_key
+from chalicelib.domain.order_keys import order_key
+from chalicelib.domain.order_state import OrderEvent
 from chalicelib.domain.order_state import OrderStatus as S
 from chalicelib.services.exchange import Exchange
 from chalicelib.services.issue import IssueInvoice

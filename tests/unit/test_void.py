@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain.order_state import OrderStatus, order_key
+from chalicelib.domain.order_keys import order_key
+from chalicelib.domain.order_state import OrderStatus
 from chalicelib.services.exchange import Exchange
 from chalicelib.services.void import VoidInvoices, VoidRefused
 from chalicelib.taxapi.base import Capabilities, HttpRequest, HttpResponse, InvoiceStatus, VoidResult

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from chalicelib.domain.errors import IgnoredEvent, MalformedPayload, SignatureInvalid, WebhookError
 from chalicelib.domain.models import EventKind
-from chalicelib.domain.order_state import order_key
+from chalicelib.domain.order_keys import order_key
 from chalicelib.webhooks import douyin
 from chalicelib.webhooks.base import Outcome
 

@@ -31,7 +31,7 @@ from chalicelib.domain.errors import (
     WebhookError,
 )
 from chalicelib.domain.models import EventKind
-from chalicelib.domain.order_state import order_key
+from chalicelib.domain.order_keys import order_key
 from chalicelib.webhooks import wechatpay
 from chalicelib.webhooks.base import Outcome
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from chalicelib.domain.errors import IgnoredEvent, MalformedPayload, SignatureInvalid
 from chalicelib.domain.models import EventKind
-from chalicelib.domain.order_state import order_key
+from chalicelib.domain.order_keys import order_key
 from chalicelib.webhooks import woocommerce
 from chalicelib.webhooks.base import Outcome
 from tests.unit.webhooks._fuzz import header_values, json_values, load_fixture, mutated, only_webhook_errors

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from chalicelib.domain.errors import IgnoredEvent, MalformedPayload, SignatureInvalid, WebhookError
 from chalicelib.domain.models import BuyerType, EventKind
-from chalicelib.domain.order_state import order_key
+from chalicelib.domain.order_keys import order_key
 from chalicelib.webhooks import youzan
 from chalicelib.webhooks.base import Outcome
 
