@@ -278,7 +278,13 @@ def sweeper(event: Any) -> dict[str, int]:
     from chalicelib import wiring
     from chalicelib.services.sweeper import sweep
 
-    sent = sweep(wiring.ledger(), wiring.queue(), now=time.time(), grace_seconds=wiring.sweep_grace_seconds())
+    sent = sweep(
+        wiring.ledger(),
+        wiring.queue(),
+        now=time.time(),
+        grace_seconds=wiring.sweep_grace_seconds(),
+        deliveries=wiring.deliver_queue(),
+    )
     metrics.add_metric(name="SyncedInvoices", unit=MetricUnit.Count, value=wiring.status_sync_sweep(time.time()))
     if sent:
         logger.warning("sweeper re-queued overdue orders", extra={"count": sent})

@@ -235,7 +235,7 @@ class Ledger(LedgerReads):
         elif event in RELEASING:
             u.remove("claim_id")
             u.remove("lease_until")
-        if due_at is not None and destination not in TERMINAL:
+        if due_at is not None and (destination not in TERMINAL or destination in DELIVERABLE):
             u.set("due", u.value(DUE))
             u.set("due_at", u.value(iso(due_at)))
         else:
@@ -368,13 +368,19 @@ class Ledger(LedgerReads):
         fields: Fields,
         deliveries: Sequence[Mapping[str, str]] = (),
         statuses: frozenset[OrderStatus] = DELIVERABLE,
+        settle_due: bool = False,
     ) -> bool:
         """SET ``fields`` (None removes) and append ``deliveries`` while ``status IN statuses``: no
-        status change, no claim. The record's own attributes cannot be written this way."""
+        status change, no claim. The record's own attributes cannot be written this way.
+        ``settle_due``: the record is no longer due (a delivery run has reached it: the sweeper's
+        safety net for a lost delivery message, ``DELIVERY_DUE_SECONDS``, is done)."""
         check_annotation(fields)
         u = Update()
         u.set("updated_at", u.value(iso(self.clock())))
         u.fields(fields, NUMBERS)
+        if settle_due:
+            u.remove("due")
+            u.remove("due_at")
         if deliveries:
             d = u.name("deliveries")
             u.values[":deliveries"] = {"L": [{"M": {k: {"S": str(v)} for k, v in r.items()}} for r in deliveries]}

@@ -23,6 +23,9 @@ from chalicelib.domain.order_state import OrderStatus
 #: Records whose invoice is delivered: an issued blue, and a refund record whose red invoice is issued
 #: (its PDF from ``invoice_document.RED_ORDER_FIELD``, sent to the blue's buyer).
 DELIVERABLE: frozenset[OrderStatus] = frozenset({OrderStatus.ISSUED, OrderStatus.RED_ISSUED})
+#: An issued record stays due (the sweeper's ``by_due`` list) until its first delivery run: if the
+#: worker's delivery message was never sent or was lost, the sweeper sends it again this long after.
+DELIVERY_DUE_SECONDS = 15 * 60
 CHINA_TIME = timezone(timedelta(hours=8), "Asia/Shanghai")
 #: The largest provider file fetched (bytes); a bigger reply is refused, not truncated.
 MAX_PROVIDER_FILE_BYTES = 10 * 1024 * 1024

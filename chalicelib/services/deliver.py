@@ -139,6 +139,7 @@ class DeliverInvoice:
             self.log.warning("delivery: no such order record", extra={"order_key": order_key})
             return DeliveryOutcome(order_key, "no_record")
         record, history = view
+        due = "due_at" in record.fields  # the sweeper's net is still set: this run settles it
         if record.status not in DELIVERABLE:
             self.log.info("delivery: not issued, nothing to deliver", extra={"order_key": order_key})
             return DeliveryOutcome(order_key, "not_issued")
@@ -183,8 +184,11 @@ class DeliverInvoice:
             self.metric("DeliveryGaveUp")
         if fields or records:
             fields["delivered_at" if not failed else "delivery_tried_at"] = iso_text(self.clock())
-            if not self.ledger.annotate(order_key, fields=fields, deliveries=records):
-                self.log.warning("delivery: the record left 'issued' meanwhile", extra={"order_key": order_key})
+        # from here on this delivery's own message and backoff carry it: no longer due for the sweeper
+        if (fields or records or due) and not self.ledger.annotate(
+            order_key, fields=fields, deliveries=records, settle_due=due
+        ):
+            self.log.warning("delivery: the record left 'issued' meanwhile", extra={"order_key": order_key})
         for r in records:
             self.metric(f"Delivery_{r['channel']}_{r['result']}")
         status = "retry" if delay is not None else ("partial" if failed else "delivered")

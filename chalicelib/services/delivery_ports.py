@@ -30,9 +30,11 @@ class DeliveryLedger(Protocol):
         fields: Fields,
         deliveries: Sequence[DeliveryRecord] = (),
         statuses: frozenset[OrderStatus] = DELIVERABLE,
+        settle_due: bool = False,
     ) -> bool:
         """Write non-status ``fields`` (None removes) and append ``deliveries``, only while the record's
-        status is one of ``statuses``; False when it is not (or there is no record)."""
+        status is one of ``statuses``; False when it is not (or there is no record). ``settle_due``:
+        the record is no longer due (the sweeper's net for a lost delivery message is done)."""
         ...
 
 

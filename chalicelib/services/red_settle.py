@@ -16,6 +16,7 @@ from decimal import Decimal
 from aws_lambda_powertools import Logger
 
 from chalicelib.config import SWEEP_GRACE_SECONDS
+from chalicelib.domain.delivery import DELIVERY_DUE_SECONDS
 from chalicelib.domain.errors import PermanentTaxError, ValidationFailed
 from chalicelib.domain.models import InvoiceOrder, Store
 from chalicelib.domain.order_keys import red_form_serial
@@ -217,13 +218,17 @@ class RedSettler:
         detail: str = "",
     ) -> Outcome:
         add = {"sends": a.sent.issue_requests} if a.sent.issue_requests else None
+        now = self.clock().timestamp()
+        # a red invoice is delivered as a blue one: due until its first delivery run (the sweeper's net)
+        due_at = now + DELIVERY_DUE_SECONDS if event is OrderEvent.RED_ISSUED else None
         written = self.ledger.transition(
             a.key,
             event,
-            now=self.clock().timestamp(),
+            now=now,
             claim_id=a.claim_id,
             fields={**a.carried(), **fields},
             add=add,
+            due_at=due_at,
         )
         status = target(event)
         if not written.ok:

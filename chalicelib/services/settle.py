@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools import Logger
 
 from chalicelib.config import SWEEP_GRACE_SECONDS
+from chalicelib.domain.delivery import DELIVERY_DUE_SECONDS
 from chalicelib.domain.errors import AuthTaxError, EInvoiceError, PermanentTaxError, TaxError
 from chalicelib.domain.order_state import OrderEvent, OrderStatus, target
 from chalicelib.domain.retry import RetrySchedule
@@ -86,8 +87,15 @@ class Settler:
                 "total_tax": str(result.total_tax) if result.total_tax is not None else None,
                 "last_error": None,
             }
+            # due until its first delivery run: a lost delivery message is sent again by the sweeper
             written = self.ledger.transition(
-                order_key, OrderEvent.ISSUED, now=now.timestamp(), claim_id=claim_id, fields=fields, add=add
+                order_key,
+                OrderEvent.ISSUED,
+                now=now.timestamp(),
+                claim_id=claim_id,
+                fields=fields,
+                add=add,
+                due_at=now.timestamp() + DELIVERY_DUE_SECONDS,
             )
             if not written.ok:
                 return self._lost(order_key, "issued")

@@ -10,16 +10,35 @@ Each swept record's ``due_at`` is moved on first (conditionally), so two sweeper
 
 from __future__ import annotations
 
+from chalicelib.domain.delivery import DELIVERABLE, DELIVERY_DUE_SECONDS
+from chalicelib.services.delivery_ports import DeliverQueuePort
 from chalicelib.services.ports import IssueQueuePort, OrderLedger
 
 
-def sweep(ledger: OrderLedger, queue: IssueQueuePort, *, now: float, grace_seconds: float, limit: int = 200) -> int:
-    """Re-queue up to ``limit`` overdue records; the number sent."""
+def sweep(
+    ledger: OrderLedger,
+    queue: IssueQueuePort,
+    *,
+    now: float,
+    grace_seconds: float,
+    limit: int = 200,
+    deliveries: DeliverQueuePort | None = None,
+) -> int:
+    """Re-queue up to ``limit`` overdue records; the number sent. An issued record still due was never
+    reached by a delivery run (its message lost): it goes to the deliver queue, looked at again after
+    ``DELIVERY_DUE_SECONDS`` if that is lost too."""
     sent = 0
     for record in ledger.due(now, limit=limit):
         was = record.text("due_at")
-        if was is None or not ledger.postpone(record.order_key, was=was, due_at=now + grace_seconds):
+        deliver = record.status in DELIVERABLE
+        if deliver and deliveries is None:
             continue
-        queue.send(record.order_key, record.kind)
+        wait = DELIVERY_DUE_SECONDS if deliver else grace_seconds
+        if was is None or not ledger.postpone(record.order_key, was=was, due_at=now + wait):
+            continue
+        if deliveries is not None and deliver:
+            deliveries.send_many([record.order_key], reason="swept")
+        else:
+            queue.send(record.order_key, record.kind)
         sent += 1
     return sent

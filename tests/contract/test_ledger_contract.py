@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.domain.delivery import DELIVERABLE
 from chalicelib.domain.order_state import (
     FENCED,
     LEASED,
@@ -162,9 +163,9 @@ def test_an_event_applies_exactly_where_the_table_allows_it(
         assert "claim_id" not in after.fields and "lease_until" not in after.fields
     if event in LEASED:
         assert after.fields["claim_id"] == "c1" and after.fields["lease_until"] == int(NOW + 60)
-    if after.status in TERMINAL:
+    if after.status in TERMINAL and after.status not in DELIVERABLE:
         assert "due_at" not in after.fields
-    else:
+    else:  # an issued invoice stays due until its first delivery run (the sweeper's net)
         assert "due_at" in after.fields
 
 
@@ -369,3 +370,16 @@ def test_store_records_since_a_time_and_in_statuses(ledger: Any) -> None:
     received = ledger.store_records("s1", since=since, statuses=frozenset({OrderStatus.RECEIVED}))
     assert KEY in {r.order_key for r in received} and OTHER not in {r.order_key for r in received}
     assert ledger.store_records("s1", since=iso(NOW + 1)) == []
+
+
+def test_a_delivery_run_settles_what_the_sweeper_would_send_again(ledger: Any) -> None:
+    """Issued with a due time (its delivery message may be lost): due until a delivery run's
+    annotate settles it, on both ledgers."""
+    put_at(ledger, OrderStatus.ISSUING)
+    assert ledger.transition(KEY, OrderEvent.ISSUED, now=NOW, claim_id="c1", due_at=NOW + 900).ok
+    # (the module's table may hold other tests' records: look for this one)
+    assert KEY in [r.order_key for r in ledger.due(NOW + 901, limit=1000)]
+    assert ledger.annotate(KEY, fields={"pdf_key": "s1/x.pdf"}, settle_due=True)
+    assert KEY not in [r.order_key for r in ledger.due(NOW + 901, limit=1000)]
+    after = ledger.get_order(KEY)
+    assert after.fields["pdf_key"] == "s1/x.pdf" and "due_at" not in after.fields

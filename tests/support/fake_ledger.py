@@ -207,7 +207,7 @@ class FakeLedger:
             elif event in RELEASING:
                 item.pop("claim_id", None)
                 item.pop("lease_until", None)
-            if due_at is not None and destination not in TERMINAL:
+            if due_at is not None and (destination not in TERMINAL or destination in DELIVERABLE):
                 item["due"] = "due"
                 item["due_at"] = iso(due_at)
             else:
@@ -295,6 +295,7 @@ class FakeLedger:
         fields: Fields,
         deliveries: Sequence[Mapping[str, str]] = (),
         statuses: frozenset[OrderStatus] = DELIVERABLE,
+        settle_due: bool = False,
     ) -> bool:
         self.calls.append("annotate")
         check_annotation(fields)
@@ -304,6 +305,9 @@ class FakeLedger:
                 return False
             item["updated_at"] = iso(self.clock())
             self._apply(item, fields)
+            if settle_due:
+                item.pop("due", None)
+                item.pop("due_at", None)
             if deliveries:
                 item.setdefault("deliveries", []).extend({k: str(v) for k, v in r.items()} for r in deliveries)
             return True
