@@ -2,10 +2,12 @@
 
 ``pk = counters#<store>``, ``sk = day#YYYY-MM-DD``; attributes (all numbers, made by ``ADD``):
 ``n_<outcome>`` (issued / rejected / failed / blocked), ``fen_issued``, ``tcn#<tax code>`` and
-``tcf#<tax code>`` (lines and fen per tax code), ``lat#<bucket>`` (the latency histogram of
-``chalicelib.domain.counters``), and ``exception_keys`` (a string set). One UpdateItem per change; a
-period is read with one Query per store (the sort key's range), never a scan. The items carry no
-``store_id`` / ``created_at`` / ``due``, so they stay out of the ledger's indexes.
+``tcf#<tax code>`` (lines and fen per tax code), per SKU slot ``skn#<slot>`` / ``skf#<slot>`` /
+``skh#<slot>`` (lines, fen, sum of the SKUs' hashes) and ``skl#<slot>`` (the slot's first SKU, a
+string set once with ``if_not_exists``: the bound of ``chalicelib.domain.counters``), ``lat#<bucket>``
+(the latency histogram of ``chalicelib.domain.counters``), and ``exception_keys`` (a string set).
+One UpdateItem per change; a period is read with one Query per store (the sort key's range), never a
+scan. The items carry no ``store_id`` / ``created_at`` / ``due``, so they stay out of the ledger's indexes.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.adapters import aws
-from chalicelib.domain.counters import CounterDelta, DayCounts
+from chalicelib.domain.counters import CounterDelta, DayCounts, sku_reading, sku_slots
 
 
 def _key(store_id: str, day: str) -> dict[str, Any]:
@@ -25,6 +27,7 @@ def update_of(delta: CounterDelta) -> dict[str, Any]:
     names: dict[str, str] = {}
     values: dict[str, Any] = {}
     adds: list[str] = []
+    sets: list[str] = []
 
     def add(attr: str, value: dict[str, Any]) -> None:
         i = len(adds)
@@ -32,19 +35,31 @@ def update_of(delta: CounterDelta) -> dict[str, Any]:
         values[f":v{i}"] = value
         adds.append(f"#a{i} :v{i}")
 
+    def set_once(attr: str, value: str) -> None:
+        i = len(sets)
+        names[f"#s{i}"] = attr
+        values[f":s{i}"] = {"S": value}
+        sets.append(f"#s{i} = if_not_exists(#s{i}, :s{i})")
+
     add(f"n_{delta.outcome}", {"N": "1"})
     if delta.fen:
         add("fen_issued", {"N": str(delta.fen)})
     for code, lines, fen in delta.tax_codes:
         add(f"tcn#{code}", {"N": str(lines)})
         add(f"tcf#{code}", {"N": str(fen)})
+    for slot in sku_slots(delta.skus):
+        add(f"skn#{slot.slot}", {"N": str(slot.lines)})
+        add(f"skf#{slot.slot}", {"N": str(slot.fen)})
+        if slot.hashes:
+            add(f"skh#{slot.slot}", {"N": str(slot.hashes)})
+        set_once(f"skl#{slot.slot}", slot.label)
     if delta.latency:
         add(f"lat#{delta.latency}", {"N": "1"})
     if delta.exception_key:
         add("exception_keys", {"SS": [delta.exception_key]})
     return {
         "Key": _key(delta.store_id, delta.day),
-        "UpdateExpression": "ADD " + ", ".join(adds),
+        "UpdateExpression": ("SET " + ", ".join(sets) + " " if sets else "") + "ADD " + ", ".join(adds),
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": values,
     }
@@ -55,11 +70,14 @@ def counts_of(item: dict[str, Any]) -> DayCounts:
     lines: dict[str, int] = {}
     fens: dict[str, int] = {}
     latency: dict[str, int] = {}
+    slots: dict[str, list[int]] = {}  # slot → [lines, fen, hashes]
     for name, value in item.items():
         if "N" not in value:
             continue
         number = int(value["N"])
-        if name.startswith("n_"):
+        if name[:4] in ("skn#", "skf#", "skh#"):
+            slots.setdefault(name[4:], [0, 0, 0])["nfh".index(name[2])] = number
+        elif name.startswith("n_"):
             counts[name[2:]] = number
         elif name.startswith("tcn#"):
             lines[name[4:]] = number
@@ -67,6 +85,11 @@ def counts_of(item: dict[str, Any]) -> DayCounts:
             fens[name[4:]] = number
         elif name.startswith("lat#"):
             latency[name[4:]] = number
+    skus: dict[str, tuple[int, int]] = {}
+    for slot, (n, f, h) in slots.items():
+        sku = sku_reading(slot, item.get(f"skl#{slot}", {}).get("S", ""), n, h)
+        was = skus.get(sku, (0, 0))
+        skus[sku] = (was[0] + n, was[1] + f)
     return DayCounts(
         day=item["sk"]["S"].removeprefix("day#"),
         counts=counts,
@@ -74,6 +97,7 @@ def counts_of(item: dict[str, Any]) -> DayCounts:
         tax_codes={code: (lines[code], fens.get(code, 0)) for code in lines},
         latency=latency,
         exception_keys=frozenset(item.get("exception_keys", {}).get("SS", [])),
+        skus=skus,
     )
 
 

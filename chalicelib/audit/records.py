@@ -11,6 +11,12 @@ Two record kinds, one JSON object per line (``docs/finance.md`` lists every fiel
   class, actor and invocation;
 - ``transition``: time, store, order key, event, from, to, cause, actor, invocation.
 
+A **token** call (operation ``token:…``: Nuonuo's access-token request) is an interaction whose body
+is the app secret and whose reply is the access token: its exact bytes are **not** kept. The record
+holds instead the form fields and the reply's JSON with the secret and the token redacted, and the
+SHA-256 of each body as sent and received (``request_body_sha256``, ``response.body_sha256``), which
+an inspector can still match against the platform's own log.
+
 Masking is by field name, so a parameter added later is masked if its name says what it is. A
 signature, token, secret or password never appears: its header or query value is replaced by
 ``[redacted]`` and nothing else of it is kept.
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -31,6 +38,8 @@ from chalicelib.domain.taxpayer import mask
 
 SCHEMA = 1
 REDACTED = "[redacted]"
+#: The operation (before its ``:``) of a credential exchange: bodies hashed and masked, never kept.
+TOKEN = "token"  # noqa: S105 (an operation name)
 #: Header / query names whose values are credentials: never kept.
 _SECRET_NAME = re.compile(r"sign|token|secret|password|authori[sz]ation|cookie|credential|api[-_]?key", re.I)
 #: Names whose values identify a taxpayer: masked (first and last four characters kept). STA's
@@ -81,6 +90,30 @@ def b64(data: bytes | None) -> str | None:
     return None if data is None else base64.b64encode(data).decode("ascii")
 
 
+def is_token(operation: str) -> bool:
+    return operation.partition(":")[0] == TOKEN
+
+
+def sha256(data: bytes | None) -> str | None:
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
+
+def masked_body(data: bytes | None) -> Any:
+    """A credential exchange's body without its credentials: a JSON object or a form, masked by field
+    name; anything else is not kept (None)."""
+    if not data:
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = dict(parse_qsl(text, keep_blank_values=True)) if "=" in text else None
+    return mask_value("body", parsed) if isinstance(parsed, dict) else None
+
+
 def iso_time(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -110,6 +143,35 @@ def interaction(
     invocation: str,
 ) -> dict[str, Any]:
     """One tax call as a record (see the module docstring)."""
+    if is_token(operation):
+        return _token_record(
+            base=interaction(
+                at=at,
+                store=store,
+                provider=provider,
+                operation="-",
+                attempt=attempt,
+                latency_ms=latency_ms,
+                method=method,
+                url=url,
+                headers=headers,
+                params=params,
+                body=b"",
+                response_status=response_status,
+                response_headers=response_headers,
+                response_body=None,
+                outcome=outcome,
+                provider_code=provider_code,
+                message=message,
+                error_class=error_class,
+                keys=keys,
+                actor=actor,
+                invocation=invocation,
+            ),
+            operation=operation,
+            body=body,
+            response_body=response_body,
+        )
     return {
         "v": SCHEMA,
         "kind": "interaction",
@@ -138,6 +200,20 @@ def interaction(
         "actor": actor,
         "invocation": invocation,
     }
+
+
+def _token_record(*, base: dict[str, Any], operation: str, body: bytes, response_body: bytes | None) -> dict[str, Any]:
+    """A credential exchange: the bodies' SHA-256 and their masked fields, never their bytes."""
+    record = {**base, "operation": operation, "request_body_b64": None, "request_body_sha256": sha256(body)}
+    record["request"] = {**base["request"], "form": masked_body(body)}
+    if base["response"] is not None:
+        record["response"] = {
+            **base["response"],
+            "body_b64": None,
+            "body_sha256": sha256(response_body),
+            "body": masked_body(response_body),
+        }
+    return record
 
 
 def transition(

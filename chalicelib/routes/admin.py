@@ -219,6 +219,9 @@ def view_json(view: DashboardView, days: int) -> dict[str, Any]:
         "latency_p50_seconds": view.p50,
         "latency_p95_seconds": view.p95,
         "tax_share": [{"tax_code": c, "lines": n, "amount": str(yuan(f))} for c, n, f in view.tax_share],
+        "sku_share": [
+            {"sku": s.sku, "lines": s.lines, "amount": str(yuan(s.fen)), "share": str(s.share)} for s in view.sku_share
+        ],
         "stores": [
             {"store_id": s.store_id, "name": s.name, **counts(s.total), "exception_ratio": str(s.ratio or "")}
             for s in view.stores

@@ -20,6 +20,7 @@ from chalicelib.services.dashboard import DashboardView
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "web" / "templates"
 WIDTH, HEIGHT, PAD = 640, 180, 28
+LABEL_CHARS = 24  # a share chart's row label (SKUs may be long): cut, the whole in its <title>
 
 
 @cache
@@ -83,7 +84,7 @@ def bar_chart(title: str, labels: Sequence[str], values: Sequence[float], *, uni
 
 
 def share_chart(title: str, rows: Sequence[tuple[str, int]]) -> Markup:
-    """Horizontal bars: each row's share of the whole (tax codes by amount)."""
+    """Horizontal bars: each row's share of the whole (tax codes, SKUs by amount)."""
     whole = sum(v for _, v in rows) or 1
     row_h = 22
     height = max(len(rows), 1) * row_h + 8
@@ -92,8 +93,9 @@ def share_chart(title: str, rows: Sequence[tuple[str, int]]) -> Markup:
         share = value / whole
         w = (WIDTH - 260) * share
         y = 4 + i * row_h
+        shown = label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1] + "…"
         parts.append(
-            f'<text x="0" y="{y + 15}" class="tick">{escape(label)}</text>'
+            f'<text x="0" y="{y + 15}" class="tick"><title>{escape(label)}</title>{escape(shown)}</text>'
             f'<rect x="180" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}" class="bar"/>'
             f'<text x="{186 + w:.1f}" y="{y + 15}" class="tick">{share * 100:.1f} %</text>'
         )
@@ -115,4 +117,5 @@ def dashboard_page(view: DashboardView, *, csrf: str, days: int) -> str:
             "每日开票金额 amount per day", labels, [float(yuan(d.fen_issued)) for d in view.days], unit=" ¥"
         ),
         share=share_chart("税收分类编码占比 share by tax code", [(code, f) for code, _, f in view.tax_share]),
+        sku_chart=share_chart("商品 SKU 占比 share by SKU", [(s.sku, s.fen) for s in view.sku_share]),
     )

@@ -10,6 +10,11 @@ The worker opens an invocation when a batch starts and flushes before it returns
 A flush that fails raises; the objects it could not write are kept and written by the next flush of
 this container under their own invocation id, and the worker reports every message of the batch as
 failed, so they come back. Outside an open invocation (the webhook path) nothing is buffered.
+
+The webhook intake's own steps (``received``, ``received → queued``) are therefore archived by the
+worker when it first claims the order (:func:`record_intake`), from the record's ``created_at`` and
+``updated_at``: no AWS call is added to the intake's 5-second budget, and they land in the claiming
+invocation's transitions object, which the worker writes anyway.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from chalicelib.audit import records
 from chalicelib.audit.keys import object_key
+from chalicelib.domain.order_state import OrderEvent, OrderStatus
+from chalicelib.services.ports import OrderRecord
 
 
 class InteractionRecorder(Protocol):
@@ -52,6 +59,7 @@ class InteractionRecorder(Protocol):
     ) -> None: ...
 
 
+@runtime_checkable
 class TransitionRecorder(Protocol):
     """What the ledger tells the archive about one status change it made."""
 
@@ -62,6 +70,58 @@ class TransitionRecorder(Protocol):
 
 class ArchiveWriter(Protocol):
     def put(self, key: str, body: bytes) -> None: ...
+
+
+def _parse_time(text: str | int | None) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+#: The actor of the intake's steps (the webhook function, not the worker that archives them).
+INTAKE_ACTOR = "intake"
+
+
+def intake_steps(before: OrderRecord) -> list[dict[str, Any]]:
+    """The intake's transitions of a record the worker is claiming for the first time (pure): the
+    ``received`` write at ``created_at`` and, for a queued record, ``received → queued`` at its
+    ``updated_at`` (the intake's last write; nothing else writes a queued record before its first
+    claim). Anything else (already claimed, held, a refund) has none."""
+    if before.number("claims") > 0 or before.status not in (OrderStatus.RECEIVED, OrderStatus.QUEUED):
+        return []
+    received = _parse_time(before.created_at)
+    if received is None:
+        return []
+    steps: list[dict[str, Any]] = [
+        {"at": received, "event": "received", "before": None, "after": OrderStatus.RECEIVED.value}
+    ]
+    if before.status is OrderStatus.QUEUED:
+        queued = _parse_time(before.fields.get("updated_at")) or received
+        steps.append(
+            {
+                "at": queued,
+                "event": OrderEvent.ENQUEUED.value,
+                "before": OrderStatus.RECEIVED.value,
+                "after": OrderStatus.QUEUED.value,
+            }
+        )
+    return steps
+
+
+def record_intake(recorder: object, before: OrderRecord) -> None:
+    """Archive the intake's steps of ``before`` through ``recorder`` (if it records transitions)."""
+    if isinstance(recorder, InvocationArchive):
+        for step in intake_steps(before):
+            recorder.transition(
+                store=before.store_id, order_key=before.order_key, cause=step["event"], actor=INTAKE_ACTOR, **step
+            )
+    elif isinstance(recorder, TransitionRecorder):
+        for step in intake_steps(before):
+            recorder.transition(store=before.store_id, order_key=before.order_key, cause=step["event"], **step)
 
 
 class NoRecorder:
@@ -134,6 +194,8 @@ class InvocationArchive:
             return
         invocation, at, _ = self._open
         for (store, stream), lines in self._buffer.items():
+            if stream == "transitions":  # the intake's steps, archived at claim, come first
+                lines.sort(key=lambda line: str(line["time"]))
             self.pending[object_key(store, at.date(), stream, invocation)] = records.encode_lines(lines)
         self._buffer.clear()
 
@@ -195,8 +257,18 @@ class InvocationArchive:
         self._add(store, "interactions", line)
 
     def transition(
-        self, *, at: datetime, store: str, order_key: str, event: str, before: str | None, after: str, cause: str | None
+        self,
+        *,
+        at: datetime,
+        store: str,
+        order_key: str,
+        event: str,
+        before: str | None,
+        after: str,
+        cause: str | None,
+        actor: str | None = None,
     ) -> None:
+        """``actor``: whose step it was, when not this invocation's (the intake's, archived at claim)."""
         opened = self._open
         if opened is None:
             return
@@ -208,7 +280,7 @@ class InvocationArchive:
             before=before,
             after=after,
             cause=cause,
-            actor=opened[2],
+            actor=actor or opened[2],
             invocation=opened[0],
         )
         self._add(store, "transitions", line)

@@ -28,6 +28,9 @@ from chalicelib.services.ports import OrderRecord
 OPEN_STATUSES = frozenset({OrderStatus.REJECTED, OrderStatus.FAILED, OrderStatus.FAILED_AUTH, OrderStatus.BLOCKED})
 MAX_DAYS = 92
 MAX_OPEN_ITEMS = 50
+#: SKU rows shown: the scope's chart and table, and each store's own table on the chain's page.
+TOP_SKUS = 15
+TOP_SKUS_PER_STORE = 5
 
 
 class CounterPort(Protocol):
@@ -121,6 +124,10 @@ class StoreSummary:
     def ratio(self) -> Decimal | None:
         return c.exception_ratio(self.total)
 
+    @property
+    def sku_share(self) -> list[c.SkuShare]:
+        return c.top_skus(self.total.skus, TOP_SKUS_PER_STORE)
+
 
 @dataclass(frozen=True)
 class DashboardView:
@@ -147,6 +154,11 @@ class DashboardView:
     def tax_share(self) -> list[tuple[str, int, int]]:
         """(tax code, lines, fen), largest amount first."""
         return sorted(((k, n, f) for k, (n, f) in self.total.tax_codes.items()), key=lambda t: (-t[2], t[0]))
+
+    @property
+    def sku_share(self) -> list[c.SkuShare]:
+        """The scope's top SKUs by amount (lines, fen, share), the rest as one ``(other)`` row."""
+        return c.top_skus(self.total.skus, TOP_SKUS)
 
 
 class Dashboard:

@@ -9,6 +9,9 @@ Every interaction is logged (operation, serials, provider, HTTP status, outcome,
 elapsed ms); never credentials, tokens, signatures, bodies or full tax ids. Every exchange is also
 recorded, whatever its outcome, through the ``InteractionRecorder`` port (``chalicelib/services/archive.py``):
 the audit archive's interaction log, which keeps the exact body as sent and the reply as received.
+So is every access-token request the providers send (operation ``token:…``, through
+``providers.observe_tokens``): its bodies carry the app secret and the token, so the archive keeps
+their SHA-256 and masked fields instead (``chalicelib/audit/records.py``).
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ class Exchange:
         self.log = logger
         #: Every exchange (sent or not answered) is recorded here: the audit archive's interaction log.
         self.recorder: InteractionRecorder = recorder or NoRecorder()
+        providers.observe_tokens(self.record_token)
 
     def issue(
         self, s: Session, order: InvoiceOrder, serial: str, now: datetime, *, sent: Sent, keys: dict[str, str]
@@ -281,3 +285,40 @@ class Exchange:
             )
         except Exception:
             self.log.exception("could not record a tax interaction", extra={**keys, "op": operation})
+
+    def record_token(
+        self,
+        *,
+        store: str,
+        provider: str,
+        request: HttpRequest,
+        response: HttpResponse | None,
+        failure: BaseException | None,
+        at: datetime,
+        latency_ms: int,
+    ) -> None:
+        """One token request as an interaction record (never raises)."""
+        try:
+            self.recorder.record(
+                at=at,
+                store=store,
+                provider=provider,
+                operation=f"token:{request.operation}" if request.operation else "token",
+                attempt=1,
+                latency_ms=latency_ms,
+                method=request.method,
+                url=request.url,
+                headers=request.headers,
+                params={},
+                body=request.body,
+                response_status=response.status if response is not None else None,
+                response_headers=response.headers if response is not None else (),
+                response_body=response.body if response is not None else None,
+                outcome="ok" if failure is None else getattr(failure, "code", "error"),
+                provider_code=getattr(failure, "provider_code", None),
+                message=type(failure).__name__ if failure is not None else None,
+                error_class=type(failure).__name__ if failure is not None else None,
+                keys={},
+            )
+        except Exception:
+            self.log.exception("could not record a token request", extra={"op": "token", "store": store})

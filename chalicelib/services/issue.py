@@ -49,6 +49,7 @@ from chalicelib.domain.order_keys import serial_for, store_of
 from chalicelib.domain.order_state import QUERY_FIRST, OrderEvent, OrderStatus
 from chalicelib.domain.retry import RetrySchedule
 from chalicelib.domain.taxpayer import mask
+from chalicelib.services.archive import record_intake
 from chalicelib.services.exchange import Exchange, Sent, Session
 from chalicelib.services.outcomes import Outcome, PendingCheck
 from chalicelib.services.ports import (
@@ -163,6 +164,7 @@ class IssueInvoice:
             raise NotFound(f"no order record {order_key}")
         if not claimed.ok:
             return self._not_claimed(order_key, before, now)
+        record_intake(self.exchange.recorder, before)  # the intake's steps, into this invocation's archive
         a = Attempt(
             order_key=order_key,
             claim_id=claim_id,

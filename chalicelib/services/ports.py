@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from chalicelib.domain.errors import TaxError
 from chalicelib.domain.models import Store
 from chalicelib.domain.order_state import OrderEvent, OrderStatus
-from chalicelib.taxapi.base import Credentials, HttpRequest, HttpResponse, IssueProvider
+from chalicelib.taxapi.base import Credentials, HttpRequest, HttpResponse, IssueProvider, TokenObserver
 
 #: Attribute values a transition may write: text, whole numbers, or None (remove the attribute).
 FieldValue = str | int | None
@@ -120,6 +120,10 @@ class ProviderPort(Protocol):
     def refreshed(self, store: Store, credentials: Credentials, error: TaxError) -> IssueProvider | None: ...
     def pin(self, store: Store) -> str:
         """The configuration an invoice of ``store`` is issued under: provider, endpoint, seller."""
+        ...
+
+    def observe_tokens(self, observer: TokenObserver) -> None:
+        """Tell ``observer`` of every token request sent from now on (the audit archive's record)."""
         ...
 
 

@@ -193,6 +193,22 @@ class Credentials:
         return value
 
 
+class TokenObserver(Protocol):
+    """Told of one token request after it was sent (answered or not)."""
+
+    def __call__(
+        self,
+        *,
+        store: str,
+        provider: str,
+        request: HttpRequest,
+        response: HttpResponse | None,
+        failure: BaseException | None,
+        at: datetime,
+        latency_ms: int,
+    ) -> None: ...
+
+
 class IssueProvider(Protocol):
     """Blue invoices: what the issuing worker needs to issue and to poll for results.
 

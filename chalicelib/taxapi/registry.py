@@ -10,7 +10,8 @@ the store's options name one (``token_url``).
 
 :class:`Providers` is the port the issuing use case holds: ``get`` a provider, and after an
 ``AuthTaxError`` ask ``refreshed`` for one with a new token (Nuonuo token errors 070304–070307 only;
-``None`` means a refresh cannot help).
+``None`` means a refresh cannot help). Every token request it sends is told to the
+:class:`TokenObserver` given to ``observe_tokens`` (the exchange's: the audit archive's ``token`` record).
 
 Nothing here logs or sends except through the ``send`` callable given (the HTTP transport).
 """
@@ -19,12 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Protocol
 
 from chalicelib.domain.errors import ConfigurationError, TaxError
 from chalicelib.domain.models import Store, TaxProvider
-from chalicelib.taxapi.base import Credentials, HttpRequest, HttpResponse, Provider
+from chalicelib.taxapi.base import Credentials, HttpRequest, HttpResponse, Provider, TokenObserver
 from chalicelib.taxapi.nuonuo import NuonuoProvider
 from chalicelib.taxapi.nuonuo_wire import is_token_error
 from chalicelib.taxapi.sta import StaProvider
@@ -64,6 +67,8 @@ def token_cache_for(store: Store, credentials: Credentials, settings: EndpointSe
         if cache is None:
             cache = TokenCache(credentials, send, token_url=url)
             _token_caches[key] = cache
+        else:
+            cache.use_transport(send)  # the current caller's (its observer records the fetch)
         return cache
 
 
@@ -122,9 +127,42 @@ class Providers:
     def __init__(self, settings: EndpointSettings, send: Send) -> None:
         self._settings = settings
         self._send = send
+        self._observer: TokenObserver | None = None
+
+    def observe_tokens(self, observer: TokenObserver) -> None:
+        """Tell ``observer`` of every token request sent from now on."""
+        self._observer = observer
+
+    def _token_send(self, store: Store) -> Send:
+        observer = self._observer
+        if observer is None:
+            return self._send
+
+        def send(request: HttpRequest) -> HttpResponse:
+            at, started = datetime.now(UTC), time.monotonic()
+            response: HttpResponse | None = None
+            failure: BaseException | None = None
+            try:
+                response = self._send(request)
+                return response
+            except BaseException as exc:
+                failure = exc
+                raise
+            finally:
+                observer(
+                    store=store.store_id,
+                    provider=store.provider.provider.value,
+                    request=request,
+                    response=response,
+                    failure=failure,
+                    at=at,
+                    latency_ms=round((time.monotonic() - started) * 1000),
+                )
+
+        return send
 
     def get(self, store: Store, credentials: Credentials) -> Provider:
-        return provider_for(store, credentials, self._settings, send=self._send)
+        return provider_for(store, credentials, self._settings, send=self._token_send(store))
 
     def pin(self, store: Store) -> str:
         return pin_for(store, self._settings)
@@ -133,4 +171,4 @@ class Providers:
         """A provider with a fresh access token when ``error`` is one a new token may cure, else None."""
         if store.provider.provider is not TaxProvider.NUONUO or not is_token_error(error):
             return None
-        return provider_for(store, credentials, self._settings, send=self._send, force_token_refresh=True)
+        return provider_for(store, credentials, self._settings, send=self._token_send(store), force_token_refresh=True)

@@ -159,6 +159,10 @@ class TokenCache:
         self._lock = threading.Lock()
         self.fetches = 0  # how many times the token endpoint was called (for metrics and tests)
 
+    def use_transport(self, send: Callable[[HttpRequest], HttpResponse]) -> None:
+        """Fetch with ``send`` from now on (the cache outlives the caller that created it)."""
+        self._send = send
+
     def __repr__(self) -> str:
         state = "fixed" if self._fixed() else ("cached" if self._token else "empty")
         return f"TokenCache(url={self._token_url!r}, state={state})"

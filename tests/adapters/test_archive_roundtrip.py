@@ -202,8 +202,9 @@ def test_the_status_history_names_each_transition_and_its_actor(world: World) ->
     lines = records.decode_lines(world.archive.get(key))
     first = world.order_keys[0]
     mine = [(r["from"], r["to"]) for r in lines if r["order_key"] == first]
-    assert mine[0] == ("queued", "issuing") and mine[-1][1] == "issued"
-    assert {r["actor"] for r in lines} == {"worker:local"} and all(r["time"] and r["cause"] for r in lines)
+    # the intake's steps first (archived by the worker at its claim, from the record's own times)
+    assert mine[:3] == [(None, "received"), ("received", "queued"), ("queued", "issuing")] and mine[-1][1] == "issued"
+    assert {r["actor"] for r in lines} == {"worker:local", "intake"} and all(r["time"] and r["cause"] for r in lines)
 
 
 def test_nuonuo_records_keep_the_body_and_mask_the_user_tax_header(world: World) -> None:

@@ -6,11 +6,17 @@ exist when this was written)."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from chalicelib.domain.order_keys import order_key
+from chalicelib.domain.order_state import OrderEvent
+from chalicelib.taxapi.base import InvoiceResult, InvoiceStatus
 from tests.app.conftest import signed, standard_event
 from tests.support import invoices
 from tests.support.admin_client import add_operator, header, session_of
@@ -98,12 +104,115 @@ def test_the_page_renders_server_side_svg_escaped(client: Any, world: dict[str, 
     assert header(r, "content-type").startswith("text/html")
     assert "default-src 'none'" in header(r, "content-security-policy")
     page = r.body.decode()
-    assert page.count("<svg") == 3 and "<script" not in page  # charts drawn server-side, no JavaScript
+    assert page.count("<svg") == 4 and "<script" not in page  # charts drawn server-side, no JavaScript
     assert "src=" not in page and 'href="http' not in page  # no external asset (no CDN)
     assert f"einvoice orders show {world['failed']}" in page
     assert '<b id="issued">3</b>' in page and "¥100.00" in page and "40.0 %" in page
     hostile = client.http.get("/admin?store=<script>", headers={"Cookie": f"einvoice_session={token}"})
     assert hostile.status_code == 404 and "<script>" not in hostile.body.decode()
+
+
+HOSTILE = '<script>alert(1)</script>"&'
+
+
+def _issue_with_skus(ledger: Any, counter: Any, store_id: str, lines: list[tuple[str, str, str | None]]) -> None:
+    """Like ``invoices.issue``, the normalised lines carrying SKUs (``None``: a line without one)."""
+    order_id = f"O-{uuid.uuid4().hex[:8]}"
+    key = order_key(store_id, "standard", order_id)
+    body = invoices.payload(order_id, "standard", [(code, total) for code, total, _ in lines], datetime.now(UTC))
+    for line, (_, _, sku) in zip(body["order"]["lines"], lines, strict=True):
+        line["sku"] = sku
+    ledger.create_order(key, store_id, kind="paid", status="received", payload=body, outbox=True)
+    now = datetime.now(UTC).timestamp()
+    ledger.transition(key, OrderEvent.ENQUEUED, now=now)
+    claim = uuid.uuid4().hex
+    assert ledger.transition(key, OrderEvent.CLAIM, now=now, claim_id=claim, lease_until=now + 60).ok
+    total = sum((Decimal(t) for _, t, _ in lines), Decimal(0))
+    result = InvoiceResult(
+        serial="S",
+        order_no=order_id,
+        status=InvoiceStatus.ISSUED,
+        invoice_number="2531" + str(uuid.uuid4().int)[:16],
+        issued_at=datetime.now(UTC),
+        total_amount=total,
+        total_tax=Decimal(0),
+    )
+    assert invoices.settler(ledger, counter).result(key, claim, result, sent=1, keys={}).status is not None
+
+
+@pytest.fixture()
+def sku_world(client: Any) -> Iterator[None]:
+    """In A: two issued orders (a SKU on two lines, a hostile SKU, a line without one); in B: one."""
+    from chalicelib import wiring
+
+    wiring.reset()
+    ledger, counter = wiring.ledger(), wiring.invoice_counter()
+    _issue_with_skus(ledger, counter, A, [(COFFEE, "30.00", "LATTE-L"), (CAKE, "18.00", HOSTILE)])
+    _issue_with_skus(ledger, counter, A, [(COFFEE, "40.00", "LATTE-L"), (COFFEE, "12.00", None)])
+    _issue_with_skus(ledger, counter, B, [(COFFEE, "500.00", "HZ-ONLY-SKU")])
+    add_operator("hq", "--all")
+    add_operator("sh-manager", "--stores", A)
+    yield
+    wiring.reset()
+
+
+def _row(sku: str, lines: int, amount: str, share: str, store: str | None = None) -> str:
+    cells = ([store] if store else []) + [sku]
+    return (
+        "<tr>"
+        + "".join(f"<td>{c}</td>" for c in cells)
+        + (f'<td class="num">{lines}</td><td class="num">{amount}</td><td class="num">{share}</td></tr>')
+    )
+
+
+def test_the_page_shows_the_share_by_sku_escaped(client: Any, sku_world: None) -> None:
+    token = session_of(client, "hq")
+    r = client.http.get(f"/admin?store={A}", headers={"Cookie": f"einvoice_session={token}"})
+    assert r.status_code == 200
+    page = r.body.decode()
+    assert page.count("<svg") == 4 and "<script" not in page  # the hostile SKU is text, in the table and chart
+    hostile = "&lt;script&gt;alert(1)&lt;/script&gt;&#34;&amp;"
+    assert page.count(hostile) == 2  # the table's cell and the chart label's <title>; the label itself is cut
+    assert "&lt;script&gt;alert(1)&lt;/scrip…</text>" in page
+    assert _row("LATTE-L", 2, "¥70.00", "70.0 %") in page
+    assert _row(hostile, 1, "¥18.00", "18.0 %") in page
+    assert _row("(no sku)", 1, "¥12.00", "12.0 %") in page
+    assert "HZ-ONLY-SKU" not in page  # the store's page: its own SKUs only
+    chain = client.http.get("/admin", headers={"Cookie": f"einvoice_session={token}"}).body.decode()
+    assert _row("HZ-ONLY-SKU", 1, "¥500.00", "100.0 %", store=B) in chain  # per store, on the chain's page
+    assert _row("LATTE-L", 2, "¥70.00", "70.0 %", store=A) in chain
+    assert _row("HZ-ONLY-SKU", 1, "¥500.00", "83.3 %") in chain  # the chain: 500 of 600
+
+
+def test_another_stores_operator_does_not_see_its_skus(client: Any, sku_world: None) -> None:
+    token = session_of(client, "sh-manager")
+    mine = client.http.get("/admin", headers={"Cookie": f"einvoice_session={token}"})
+    assert mine.status_code == 200
+    assert "HZ-ONLY-SKU" not in mine.body.decode() and _row("LATTE-L", 2, "¥70.00", "70.0 %") in mine.body.decode()
+    other = client.http.get(f"/admin?store={B}", headers={"Cookie": f"einvoice_session={token}"})
+    assert other.status_code == 404 and "HZ-ONLY-SKU" not in other.body.decode()
+
+
+def test_the_sku_counters_stay_bounded_in_dynamodb(stack: Any) -> None:
+    """The real adapter on moto: 600 distinct SKUs in one day keep one item of ≤ 4 attributes a slot,
+    every SKU read back by name exact, the rest in ``(other)``, the sums exact."""
+    from chalicelib.adapters import aws
+    from chalicelib.adapters.counters import DynamoCounters
+    from chalicelib.config import settings
+    from chalicelib.domain import counters as c
+
+    port = DynamoCounters(settings().ledger_table)
+    for start in range(0, 600, 50):
+        skus = tuple((f"SKU-{i:04d}", 1, i) for i in range(start, start + 50))
+        port.add(c.CounterDelta("s-bound", "2026-12-02", "issued", 0, skus=skus))
+    [day] = port.days("s-bound", "2026-12-01", "2026-12-03")
+    named = {k: v for k, v in day.skus.items() if k != c.OTHER_SKU}
+    assert 0 < len(named) <= c.SKU_SLOTS and all(v == (1, int(k[4:])) for k, v in named.items())
+    assert sum(n for n, _ in day.skus.values()) == 600 and sum(f for _, f in day.skus.values()) == sum(range(600))
+    item = aws.client("dynamodb").get_item(
+        TableName=settings().ledger_table, Key={"pk": {"S": "counters#s-bound"}, "sk": {"S": "day#2026-12-02"}}
+    )["Item"]
+    assert len(item) <= 3 + 4 * c.SKU_SLOTS
 
 
 def test_admin_routes_are_not_shadowed_by_the_catch_alls(client: Any) -> None:

@@ -47,7 +47,7 @@ def test_dashboard_in_chromium(api: Any, browser: Any, shot: Any) -> None:
     assert browser.current_url.endswith("/admin/login")
     _sign_in(browser, api, "browser-hq")
     assert browser.current_url.rstrip("/").endswith("/admin")
-    assert len(browser.find_elements(By.TAG_NAME, "svg")) == 3
+    assert len(browser.find_elements(By.TAG_NAME, "svg")) == 4  # trend, amount, tax codes, SKUs
     assert int(browser.find_element(By.ID, "issued").text) >= 4
     shot("chain")
     browser.get(api.url + f"/admin?store={A}")

@@ -103,11 +103,11 @@ def test_login_failure_windows(store: Any) -> None:
 
 def test_counters_add_and_read_a_range(counters: Any) -> None:
     sid = _id()
-    counters.add(CounterDelta(sid, "2026-12-01", "issued", 8800, (("307", 1, 8800),), "30"))
-    counters.add(CounterDelta(sid, "2026-12-01", "issued", 1200, (("307", 2, 1000), ("301", 1, 200)), "30"))
+    counters.add(CounterDelta(sid, "2026-12-01", "issued", 8800, (("307", 1, 8800),), latency="30"))
+    counters.add(CounterDelta(sid, "2026-12-01", "issued", 1200, (("307", 2, 1000), ("301", 1, 200)), latency="30"))
     counters.add(CounterDelta(sid, "2026-12-01", "failed", exception_key=f"{sid}:standard:1"))
     counters.add(CounterDelta(sid, "2026-12-02", "rejected", exception_key=f"{sid}:standard:2"))
-    counters.add(CounterDelta(sid, "2026-12-05", "issued", 100, (), "inf"))
+    counters.add(CounterDelta(sid, "2026-12-05", "issued", 100, (), latency="inf"))
     counters.add(CounterDelta("other" + sid, "2026-12-01", "issued", 5))
     days = counters.days(sid, "2026-12-01", "2026-12-02")
     assert [d.day for d in days] == ["2026-12-01", "2026-12-02"]

@@ -388,6 +388,9 @@ class FakeProviders:
     def pin(self, store: Store) -> str:
         return f"fake|{store.provider.endpoint}|{store.seller.tax_id}"
 
+    def observe_tokens(self, observer: Any) -> None:
+        """The fake platform fetches no token over HTTP: nothing to observe."""
+
 
 class FakeStores:
     def __init__(self, script: Script, stores: list[Store]) -> None:

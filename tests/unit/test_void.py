@@ -45,6 +45,8 @@ class VoidingProviders:
     def pin(self, store: Any) -> str:
         return "voiding"
 
+    def observe_tokens(self, observer: Any) -> None: ...
+
 
 class Answering:
     def __init__(self) -> None:
