@@ -46,8 +46,8 @@ def void(order_key: Annotated[str, typer.Argument(help="the order key (store:pla
 def void_eligible(store: Annotated[str, typer.Option(help="the store id")]) -> None:
     """Invoices still eligible for void that have a refund pending (void them instead of reversing)."""
     from chalicelib import wiring
+    from chalicelib.domain.china_time import CHINA_TZ as CHINA
     from chalicelib.services.sync import iso
-    from chalicelib.services.void import CHINA
 
     now = datetime.now(UTC).astimezone(CHINA)
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)

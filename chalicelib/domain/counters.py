@@ -21,11 +21,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-CHINA = timezone(timedelta(hours=8))
+from chalicelib.domain.china_time import CHINA_TZ as CHINA
+
 ISSUED = "issued"
 #: Outcomes counted as exceptions against the issued ones (the exception ratio).
 EXCEPTIONS: tuple[str, ...] = ("rejected", "failed", "blocked")

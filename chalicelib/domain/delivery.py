@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 
+from chalicelib.domain.china_time import CHINA_TZ as CHINA_TIME
 from chalicelib.domain.errors import EInvoiceError
 from chalicelib.domain.order_state import OrderStatus
 
@@ -26,7 +27,6 @@ DELIVERABLE: frozenset[OrderStatus] = frozenset({OrderStatus.ISSUED, OrderStatus
 #: An issued record stays due (the sweeper's ``by_due`` list) until its first delivery run: if the
 #: worker's delivery message was never sent or was lost, the sweeper sends it again this long after.
 DELIVERY_DUE_SECONDS = 15 * 60
-CHINA_TIME = timezone(timedelta(hours=8), "Asia/Shanghai")
 #: The largest provider file fetched (bytes); a bigger reply is refused, not truncated.
 MAX_PROVIDER_FILE_BYTES = 10 * 1024 * 1024
 #: Retries of a delivery (seconds after each failed attempt: the message's visibility), then it gives up.

@@ -18,12 +18,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from decimal import Decimal
 
 from pydantic import Field, field_validator
 
 from chalicelib.domain.capitals import amount_in_capitals
+from chalicelib.domain.china_time import CHINA_TZ
 from chalicelib.domain.models import (
     Dec,
     Frozen,
@@ -35,7 +36,6 @@ from chalicelib.domain.models import (
 )
 
 #: 开票日期 is printed in China time (UTC+8, no daylight saving); a naive time is taken as China time.
-CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
 INVOICE_NUMBER_RE = re.compile(r"^\d{20}$")
 TITLES = {
     InvoiceType.NORMAL: "电子发票（普通发票）",

@@ -16,11 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, Protocol
 
+from chalicelib.domain.china_time import CHINA_TZ as CHINA
+from chalicelib.domain.china_time import china_date
 from chalicelib.domain.invoice_document import record_order
 from chalicelib.domain.models import Store
 from chalicelib.domain.order_state import OrderStatus
@@ -29,7 +31,6 @@ from chalicelib.services.links import LinkView
 from chalicelib.services.ports import OrderRecord
 from chalicelib.services.reversals import Reversal, net_amount, reversals
 
-CHINA = timezone(timedelta(hours=8))
 PENDING = frozenset(
     {
         OrderStatus.RECEIVED,
@@ -167,18 +168,6 @@ def _decimal(value: Any) -> Decimal | None:
         return None
 
 
-def _china_date(text: str | None) -> str | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return text[:10]
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=CHINA)
-    return moment.astimezone(CHINA).strftime("%Y-%m-%d")
-
-
 def _capitals(amount: Decimal | None) -> str | None:
     if amount is None:
         return None
@@ -218,7 +207,7 @@ def build_page(record: OrderRecord, store: Store, link: LinkView, qr: QrPort | N
         buyer_tax_id=mask(buyer.get("tax_id")),
         amount=amount,
         amount_capitals=_capitals(amount),
-        date=_china_date(record.text("issued_at")) if issued else None,
+        date=china_date(record.text("issued_at")) if issued else None,
         number=number if issued else None,
         status=status,
         pdf_ready=issued and bool(record.text("pdf_key")),

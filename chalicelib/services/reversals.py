@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
+from chalicelib.domain.china_time import china_date
 from chalicelib.domain.red_allocation import RefundBook
 from chalicelib.services.ports import OrderRecord
 
-CHINA = timezone(timedelta(hours=8))
 _ZERO = Decimal(0)
 
 
@@ -30,18 +29,6 @@ class Reversal:
 
     def as_dict(self) -> dict[str, str | None]:
         return {"number": self.number, "date": self.date, "amount": f"{self.amount:.2f}", "refund_key": self.refund_key}
-
-
-def _china_date(text: str | None) -> str | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return text[:10]
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=CHINA)
-    return moment.astimezone(CHINA).strftime("%Y-%m-%d")
 
 
 def blue_total(record: OrderRecord) -> Decimal | None:
@@ -62,7 +49,7 @@ def reversals(record: OrderRecord, read: Callable[[Sequence[str]], Sequence[Orde
     out = [
         Reversal(
             number=number,
-            date=_china_date(found[key].text("issued_at")) if key in found else None,
+            date=china_date(found[key].text("issued_at")) if key in found else None,
             amount=-sum(book.entries.get(key, {}).values(), _ZERO),
             refund_key=key,
         )

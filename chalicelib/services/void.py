@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import cast
 
 from aws_lambda_powertools import Logger
 
+from chalicelib.domain.china_time import CHINA_TZ as CHINA
 from chalicelib.domain.errors import EInvoiceError, NotFound
 from chalicelib.domain.models import Store
 from chalicelib.domain.order_keys import parse_order_key, store_of
@@ -32,7 +33,6 @@ from chalicelib.services.ports import AlertPort, CredentialsPort, OrderRecord, P
 from chalicelib.services.red_ports import RedLedger
 from chalicelib.taxapi.base import AdminProvider, HttpRequest, HttpResponse, IssueProvider, VoidResult
 
-CHINA = timezone(timedelta(hours=8))
 #: Bilingual reasons a void is refused (code → (中文, English)).
 REFUSALS: dict[str, tuple[str, str]] = {
     "void_not_supported": (

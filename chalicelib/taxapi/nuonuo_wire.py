@@ -24,11 +24,12 @@ import re
 import secrets
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode
 
+from chalicelib.domain.china_time import CHINA_TZ
 from chalicelib.domain.errors import (
     AmbiguousTaxError,
     AuthTaxError,
@@ -46,7 +47,6 @@ SERVICES_PATH = "/open/v1/services"
 SIGN_PREFIX = "a=services&l=v1&p=open"
 CONTENT_TYPE = "application/json;charset=utf-8"
 #: China has had no daylight saving since 1991; a fixed offset avoids depending on tzdata in Lambda.
-CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 #: Gateway codes for credentials / tokens / signatures (070304–070307 also cover an expired token).
 AUTH_CODES = frozenset({"E9338", "E9301", "E9302", "070101", "070304", "070305", "070306", "070307", "070601"})

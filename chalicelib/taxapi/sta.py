@@ -38,7 +38,7 @@ from chalicelib.taxapi.base import (
     TaxCodeEntry,
     VoidResult,
 )
-from chalicelib.taxapi.sta_mapping import SHANGHAI, format_datetime, format_money, format_number
+from chalicelib.taxapi.sta_mapping import format_datetime, format_money, format_number
 from chalicelib.taxapi.sta_wire import (
     CREDIT,
     ISSUE,
@@ -64,7 +64,6 @@ __all__ = [
     "RED_FORM_APPLY",
     "RED_FORM_CONFIRM",
     "RED_FORM_QUERY",
-    "SHANGHAI",
     "TAX_CODES",
     "TAX_CODES_PAGE_SIZE",
     "VOID",

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
+from chalicelib.domain.china_time import CHINA_TZ as SHANGHAI
 from chalicelib.domain.errors import (
     AmbiguousTaxError,
     AuthTaxError,
@@ -45,7 +46,6 @@ from chalicelib.taxapi.base import (
 )
 
 #: Asia/Shanghai has had no daylight saving since 1991: a fixed offset avoids a tzdata dependency.
-SHANGHAI: Final = timezone(timedelta(hours=8), "Asia/Shanghai")
 DATETIME_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
 _FIELD_RE: Final = re.compile(r"参数错误\s*[:：]\s*([A-Za-z_][A-Za-z0-9_.\[\]]*)")
 

@@ -40,7 +40,7 @@ import base64
 import binascii
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -51,6 +51,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from chalicelib.domain.china_time import CHINA_TZ as CHINA
 from chalicelib.domain.errors import IgnoredEvent, MalformedPayload, SignatureInvalid
 from chalicelib.domain.models import EventKind, PaymentEvent
 from chalicelib.webhooks.base import ContentIdentity, Outcome, Reply, plain_id, secret_list, signed_content
@@ -59,7 +60,6 @@ NAME = "alipay"
 SIGNS_TIMESTAMP = False
 
 SIGN_TYPE = "RSA2"
-CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 #: the ``charset`` parameter → the Python codec that decodes it (gb18030 is a superset of gbk / gb2312)
 _CHARSETS = {"utf-8": "utf-8", "utf8": "utf-8", "gbk": "gb18030", "gb2312": "gb18030", "gb18030": "gb18030"}

@@ -47,11 +47,12 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
+from chalicelib.domain.china_time import CHINA_TZ as CHINA
 from chalicelib.domain.errors import IgnoredEvent, MalformedPayload, SignatureInvalid
 from chalicelib.domain.models import Buyer, BuyerType, EventKind, EventLine, PaymentEvent
 from chalicelib.webhooks.base import (
@@ -82,7 +83,6 @@ REFUND_TYPES = frozenset(
 PAID_STATUSES = frozenset(
     {"TRADE_PAID", "WAIT_SELLER_SEND_GOODS", "WAIT_BUYER_CONFIRM_GOODS", "TRADE_BUYER_SIGNED", "TRADE_SUCCESS"}
 )
-CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
 _AMOUNT_RE = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
 _QTY_RE = re.compile(r"^\d{1,9}(\.\d{1,8})?$")
 
