@@ -222,6 +222,10 @@ app.register_blueprint(customer_routes.customer)  # /i/{token}: the customer's i
 app.register_blueprint(admin_red_routes.bp)  # /admin/api/red/batch (chalicelib/routes/admin_red.py)
 app.register_blueprint(callback_routes.bp)  # POST /callbacks/nuonuo/{store_id} (chalicelib/routes/callbacks.py)
 _refuse_other_methods(store_api_routes.INVOICE_PATH, ("GET",))
+# every other route (the admin, the callbacks) answers the methods it does not serve in our shape too
+for _path, _served in list(app.routes.items()):
+    if set(_served) != set(METHODS):
+        _refuse_other_methods(_path, tuple(m for m in METHODS if m in _served))
 for _depth in range(1, CATCH_ALL_DEPTH + 1):
     _answer_not_found(_depth)
 
