@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from chalicelib.adapters.queue import IssueQueue
     from chalicelib.adapters.secrets import SecretStore
     from chalicelib.adapters.stores import StoreRegistry
+    from chalicelib.services.dashboard import InvoiceCounter
     from chalicelib.services.retitle import RetitleLedger, RetitleQueue
 
 logger = Logger(child=True)
@@ -176,9 +177,11 @@ def make_issue(
     order_ledger: OrderLedger | None = None,
     clock: Callable[[], datetime] | None = None,
     recorder: InvocationArchive | None = None,
+    counters: InvoiceCounter | None = None,
 ) -> IssueInvoice:
     """The issuing use case with this container's adapters (``ledger`` and ``clock`` replaceable:
-    the virtual-time tests drive the real use case through hours in seconds)."""
+    the virtual-time tests drive the real use case through hours in seconds; ``counters``: the
+    dashboard's, given only with the real ledger)."""
     from chalicelib.adapters.alerts import SnsAlerts
     from chalicelib.adapters.credentials import SecretCredentials
     from chalicelib.services.exchange import Exchange
@@ -218,6 +221,7 @@ def make_issue(
         first_check_seconds=first_check_seconds,
         clock=clock or utcnow,
         red=red,
+        counters=counters,
     )
     red.settle.on_issued.append(use_case.settle.note_issued)  # a red invoice is delivered as a blue one
     return use_case
@@ -253,9 +257,7 @@ def make_worker(
 
 @cache
 def issue() -> IssueInvoice:
-    use_case = make_issue(recorder=archive_log())
-    use_case.settle.counters = invoice_counter()  # the dashboard's counts (the real ledger only)
-    return use_case
+    return make_issue(recorder=archive_log(), counters=invoice_counter())
 
 
 @cache

@@ -59,6 +59,16 @@ def _objects(bucket: str) -> dict[str, Any]:
     return {"Fn::Sub": "${" + bucket + ".Arn}/*"}
 
 
+def _send_to(queue: str) -> dict[str, Any]:
+    return {"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": [_arn(queue)]}
+
+
+def _consume(queue: str) -> dict[str, Any]:
+    """What an SQS-triggered function needs on its queue (the worker also re-sends and hides messages)."""
+    actions = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]
+    return {"Effect": "Allow", "Action": [*actions, "sqs:SendMessage"], "Resource": [_arn(queue)]}
+
+
 def _statements() -> dict[str, dict[str, Any]]:
     """Every grant, by name; each function gets only the ones it needs (FUNCTION_GRANTS)."""
     return {
@@ -92,43 +102,11 @@ def _statements() -> dict[str, dict[str, Any]]:
             ],
             "Resource": [_arn("LedgerTable"), {"Fn::Sub": "${LedgerTable.Arn}/index/*"}],
         },
-        "SendToQueue": {
-            "Effect": "Allow",
-            "Action": ["sqs:SendMessage"],
-            "Resource": [_arn("IssueQueue")],
-        },
-        "ConsumeQueue": {
-            "Effect": "Allow",
-            "Action": [
-                "sqs:ReceiveMessage",
-                "sqs:DeleteMessage",
-                "sqs:ChangeMessageVisibility",
-                "sqs:GetQueueAttributes",
-                "sqs:SendMessage",
-            ],
-            "Resource": [_arn("IssueQueue")],
-        },
-        "SendToDeliverQueue": {
-            "Effect": "Allow",
-            "Action": ["sqs:SendMessage"],
-            "Resource": [_arn("DeliverQueue")],
-        },
-        "ConsumeDeliverQueue": {
-            "Effect": "Allow",
-            "Action": [
-                "sqs:ReceiveMessage",
-                "sqs:DeleteMessage",
-                "sqs:ChangeMessageVisibility",
-                "sqs:GetQueueAttributes",
-                "sqs:SendMessage",
-            ],
-            "Resource": [_arn("DeliverQueue")],
-        },
-        "DeliverDeadLetter": {
-            "Effect": "Allow",
-            "Action": ["sqs:SendMessage"],
-            "Resource": [_arn("DeliverDLQ")],
-        },
+        "SendToQueue": _send_to("IssueQueue"),
+        "ConsumeQueue": _consume("IssueQueue"),
+        "SendToDeliverQueue": _send_to("DeliverQueue"),
+        "ConsumeDeliverQueue": _consume("DeliverQueue"),
+        "DeliverDeadLetter": _send_to("DeliverDLQ"),
         "InvoiceFiles": {
             "Effect": "Allow",
             "Action": ["s3:PutObject", "s3:GetObject"],
@@ -149,11 +127,7 @@ def _statements() -> dict[str, dict[str, Any]]:
             "Action": ["sns:Publish"],
             "Resource": "*",
         },
-        "DeadLetter": {
-            "Effect": "Allow",
-            "Action": ["sqs:SendMessage"],
-            "Resource": [_arn("IssueDLQ")],
-        },
+        "DeadLetter": _send_to("IssueDLQ"),
         "WriteArchive": {
             "Effect": "Allow",
             "Action": ["s3:PutObject", "s3:GetObject"],

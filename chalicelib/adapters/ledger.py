@@ -248,19 +248,7 @@ class Ledger(LedgerReads):
         for name, step in (add or {}).items():
             u.add(name, step)
         condition = _condition(u, event, claim_id, now)
-        with aws.unavailable("ledger"):
-            ok, old = conditional(
-                lambda: self._ddb.update_item(
-                    TableName=self.table,
-                    Key=key(order_key),
-                    UpdateExpression=u.expression(),
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames=u.names,
-                    ExpressionAttributeValues=u.values,
-                    ReturnValues="ALL_OLD",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-            )
+        ok, old = self._update(order_key, u, condition)
         before = record_of(old) if old else None
         if ok and self.recorder is not None:
             record_transition(self.recorder, order_key, event, before, now=now, fields=fields)
@@ -277,17 +265,7 @@ class Ledger(LedgerReads):
         condition = (
             f"{u.name('status')} = {u.value(OrderStatus.ISSUING.value)} AND {u.name('claim_id')} = {u.value(claim_id)}"
         )
-        with aws.unavailable("ledger"):
-            ok, _ = conditional(
-                lambda: self._ddb.update_item(
-                    TableName=self.table,
-                    Key=key(order_key),
-                    UpdateExpression=u.expression(),
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames=u.names,
-                    ExpressionAttributeValues=u.values,
-                )
-            )
+        ok, _ = self._update(order_key, u, condition)
         return ok
 
     def revise(
@@ -312,19 +290,7 @@ class Ledger(LedgerReads):
         names = ", ".join(u.value(s.value) for s in sorted(statuses, key=lambda s: s.value))
         same = f"attribute_not_exists({rev})" if revision == 0 else f"{rev} = {u.value(revision)}"
         condition = f"attribute_exists(pk) AND {status} IN ({names}) AND {same}"
-        with aws.unavailable("ledger"):
-            ok, old = conditional(
-                lambda: self._ddb.update_item(
-                    TableName=self.table,
-                    Key=key(order_key),
-                    UpdateExpression=u.expression(),
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames=u.names,
-                    ExpressionAttributeValues=u.values,
-                    ReturnValues="ALL_OLD",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-            )
+        ok, old = self._update(order_key, u, condition)
         return Transition(ok, record_of(old) if old else None)
 
     # --- the sweeper's list -------------------------------------------------------------------------
@@ -388,8 +354,14 @@ class Ledger(LedgerReads):
             u.set(d, f"list_append(if_not_exists({d}, :empty), :deliveries)", raw_name=True)
         names = ", ".join(u.value(s.value) for s in sorted(statuses, key=lambda s: s.value))
         condition = f"attribute_exists(pk) AND {u.name('status')} IN ({names})"
+        ok, _ = self._update(order_key, u, condition)
+        return ok
+
+    def _update(self, order_key: str, u: Update, condition: str) -> tuple[bool, dict[str, Any]]:
+        """One conditional UpdateItem of the record: (made?, the item before — from the write itself,
+        whether it was made or refused; {} when there was none)."""
         with aws.unavailable("ledger"):
-            ok, _ = conditional(
+            return conditional(
                 lambda: self._ddb.update_item(
                     TableName=self.table,
                     Key=key(order_key),
@@ -397,6 +369,7 @@ class Ledger(LedgerReads):
                     ConditionExpression=condition,
                     ExpressionAttributeNames=u.names,
                     ExpressionAttributeValues=u.values,
+                    ReturnValues="ALL_OLD",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
             )
-        return ok

@@ -19,14 +19,9 @@ from dataclasses import dataclass
 
 from chalicelib.domain.errors import OrderRejected
 from chalicelib.domain.models import Violation
+from chalicelib.domain.validation_catalogue import violation
 
-EVENT_ID_CONFLICT = "event_id_conflict"
-#: The violation's messages (Chinese, English); ``str.format`` fields ``event_id`` and ``held_by``.
-MESSAGES = (
-    "事件号{event_id}已被另一订单{held_by}使用：本订单已记录为被拒，请核对发送方的事件号",
-    "the event id {event_id} was already sent with another order, {held_by}: this order is recorded as "
-    "rejected; check the sender's event ids",
-)
+EVENT_ID_CONFLICT = "event_id_conflict"  # its messages: chalicelib/domain/validation_catalogue.py
 
 
 @dataclass(frozen=True)
@@ -39,11 +34,7 @@ class EventIdHeld:
 
 def conflict_violation(held: EventIdHeld) -> Violation:
     """The violation a conflicting order is recorded with (field ``event_id``), naming the other order."""
-    zh, en = MESSAGES
-    names = {"event_id": held.event_id, "held_by": held.order_key}
-    return Violation(
-        field="event_id", code=EVENT_ID_CONFLICT, message=zh.format(**names), message_en=en.format(**names)
-    )
+    return violation("event_id", EVENT_ID_CONFLICT, event_id=held.event_id, held_by=held.order_key)
 
 
 class EventIdConflict(OrderRejected):

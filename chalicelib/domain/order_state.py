@@ -160,6 +160,9 @@ BLUE_REDUCIBLE: frozenset[OrderStatus] = frozenset({S.RECEIVED, S.QUEUED, S.RETR
 CANCELLABLE: frozenset[OrderStatus] = BLUE_REDUCIBLE | {S.REJECTED}
 #: Blue records whose request may be on the platform right now: a refund waits for the outcome.
 BLUE_IN_FLIGHT: frozenset[OrderStatus] = frozenset({S.ISSUING, S.AMBIGUOUS, S.ACCEPTED})
+#: Where a buyer's new title can still go into the payload (the title form): nothing has been (or
+#: could have been) acted on by the tax platform, and no worker holds the record.
+RETITLABLE: frozenset[OrderStatus] = frozenset({S.RECEIVED, S.QUEUED, S.RETRYING})
 #: Blue records an operator handles: a refund of them is handed to the operator too.
 BLUE_MANUAL: frozenset[OrderStatus] = frozenset({S.HELD, S.FAILED, S.BLOCKED})
 

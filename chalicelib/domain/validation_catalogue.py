@@ -241,6 +241,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "无法读取订单号：订单以事件号{event_id}记录",
         "the order id cannot be read: the order is recorded under the event id {event_id}",
     ),
+    "event_id_conflict": (
+        "事件号{event_id}已被另一订单{held_by}使用：本订单已记录为被拒，请核对发送方的事件号",
+        "the event id {event_id} was already sent with another order, {held_by}: this order is recorded as "
+        "rejected; check the sender's event ids",
+    ),
 }
 
 

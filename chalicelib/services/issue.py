@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
@@ -64,6 +65,9 @@ from chalicelib.services.ports import (
 from chalicelib.services.red_ports import RefundAttempts
 from chalicelib.services.settle import Settler
 from chalicelib.taxapi.base import InvoiceResult, InvoiceStatus
+
+if TYPE_CHECKING:
+    from chalicelib.services.dashboard import InvoiceCounterPort
 
 #: The lease outlives the invocation by this much, plus the first check's delay.
 LEASE_MARGIN_SECONDS = 30
@@ -121,6 +125,7 @@ class IssueInvoice:
         clock: Callable[[], datetime] = _utcnow,
         claim_ids: Callable[[], str] = _claim_id,
         red: RefundAttempts | None = None,
+        counters: InvoiceCounterPort | None = None,
     ) -> None:
         self.red = red  # the red flow (chalicelib/services/red.py); None: refunds are parked
         self.ledger = ledger
@@ -134,7 +139,13 @@ class IssueInvoice:
         self.clock = clock
         self.claim_ids = claim_ids
         self.settle = Settler(
-            ledger=ledger, alerts=alerts, metrics=metrics, logger=logger, schedule=schedule, clock=clock
+            ledger=ledger,
+            alerts=alerts,
+            metrics=metrics,
+            logger=logger,
+            schedule=schedule,
+            clock=clock,
+            counters=counters,  # the dashboard's (chalicelib/services/dashboard.py); None: not counted
         )
 
     # --- entry ------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ Then, by where the order stands:
 - ``rejected`` — the order is corrected with the title through the operator's own path
   (:class:`chalicelib.services.rejections.FixRejected`, ``by = "buyer-link"``): validated again under
   the store's current settings and issued like a new order. Other problems of the order are shown.
-- ``received`` / ``queued`` / ``retrying`` (:data:`RETITLABLE`: nothing can exist on the tax
+- ``received`` / ``queued`` / ``retrying`` (``order_state.RETITLABLE``: nothing can exist on the tax
   platform yet) — the event is merged with the new buyer, normalised and validated again
   (``ingest.assess``), and the payload replaced by one compare-and-set write of the ledger
   (``revise``: the status must still be the one read, no status change). The next attempt issues it
@@ -40,7 +40,7 @@ from chalicelib.domain.models import (
     Store,
     Violation,
 )
-from chalicelib.domain.order_state import OrderStatus
+from chalicelib.domain.order_state import RETITLABLE, OrderStatus
 from chalicelib.domain.taxcodes import TaxCodeTable
 from chalicelib.domain.taxpayer import clean_tax_id
 from chalicelib.domain.validation_rules import Findings, check_parties
@@ -50,10 +50,6 @@ from chalicelib.services.links import LinkView
 from chalicelib.services.ports import Fields, OrderRecord, Transition
 from chalicelib.services.rejections import FixResult, merge
 
-#: Where a new title can still go into the payload: nothing has been (or could have been) acted on
-#: by the tax platform, and no worker holds the record. (Belongs beside the transition table in
-#: ``order_state``; kept here until it moves.)
-RETITLABLE: frozenset[OrderStatus] = frozenset({OrderStatus.RECEIVED, OrderStatus.QUEUED, OrderStatus.RETRYING})
 #: Form field ← the validator's field path.
 FORM_FIELDS = {"buyer.name": "title", "buyer.title": "title", "buyer.tax_id": "tax_id"}
 SOURCE = "buyer-link"
