@@ -29,6 +29,19 @@ class NuonuoApp:
 
 
 @dataclass(frozen=True)
+class TokenRefusal:
+    """What the token endpoint answers while refusing (``POST /admin/tokens {"refuse": n}``). Nuonuo
+    documents the 50-calls-in-30-days quota but not its refusal: an assumption (docs/nuonuo.md)."""
+
+    status: int = 400
+    error: str = "070312"
+    error_description: str = "accessToken获取次数超限，请稍后重试"
+
+
+TRANSPORT_CLOCKS = ("auto", "wall", "sandbox")
+
+
+@dataclass(frozen=True)
 class Seller:
     tax_id: str
     name: str
@@ -54,6 +67,8 @@ class SandboxConfig:
     red_expiry_hours: float = 72
     invoice_channel: str = "1"
     clock_start: float | None = None
+    transport_clock: str = "auto"  # auto: wall time unless the clock is frozen (state.transport_now)
+    token_refusal: TokenRefusal = field(default_factory=TokenRefusal)
     faults: FaultSettings = field(default_factory=FaultSettings)
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -84,6 +99,10 @@ class SandboxConfig:
         red = raw.get("red_form") or {}
         clock = raw.get("clock") or {}
         start = clock.get("start")
+        transport = str(clock.get("transport", "auto"))
+        if transport not in TRANSPORT_CLOCKS:
+            raise ValueError(f"clock.transport must be one of {TRANSPORT_CLOCKS}")
+        refusal = raw.get("nuonuo", {}).get("token_refusal") or {}
         return cls(
             sta_apps=sta_apps,
             nuonuo_apps=nuonuo_apps,
@@ -98,6 +117,12 @@ class SandboxConfig:
             red_expiry_hours=float(red.get("expiry_hours", 72)),
             invoice_channel=str(raw.get("invoice_channel", "1")),
             clock_start=float(start) if start is not None else None,
+            transport_clock=transport,
+            token_refusal=TokenRefusal(
+                int(refusal.get("status", TokenRefusal.status)),
+                str(refusal.get("error", TokenRefusal.error)),
+                str(refusal.get("error_description", TokenRefusal.error_description)),
+            ),
             faults=FaultSettings.from_dict(raw.get("faults")),
             raw=raw,
         )

@@ -82,6 +82,9 @@ class NuonuoFrontEnd:
             return json_reply(400, {"error": "070301", "error_description": "grant_type 只支持 client_credentials"})
         if app is None or not crypto.constant_time_equal(app.app_secret, form.get("client_secret", "")):
             return json_reply(400, {"error": "070101", "error_description": "client_id 或 client_secret 不正确"})
+        if self.state.token_refusals.take():  # POST /admin/tokens {"refuse": n}: the quota refusal
+            r = self.state.config.token_refusal
+            return json_reply(r.status, {"error": r.error, "error_description": r.error_description})
         token, ttl = self.state.issue_token(app.app_key)
         return json_reply(200, {"access_token": token, "expires_in": ttl})
 
@@ -135,7 +138,7 @@ class NuonuoFrontEnd:
         if not senid or not re.fullmatch(r"[1-9]\d{0,7}", nonce):
             raise NuonuoError("E4000", "senid 不能为空, nonce 必须为8位以内正整数")
         try:
-            skew = abs(self.state.clock.now() - int(ts))
+            skew = abs(self.state.transport_now() - int(ts))  # transport freshness: wall time
         except ValueError:
             raise NuonuoError("070601", "timestamp 格式不正确") from None
         if skew > self.state.config.timestamp_window_seconds:

@@ -10,6 +10,7 @@ Routes::
     GET  /admin/health | /admin/invoices | /admin/invoices/count | /admin/red-forms
          (invoices and count filter on ?order_no= &serial= &protocol= &order_key=, the gateway's order key)
     POST /admin/faults | /admin/clock | /admin/reset | /admin/invoices/void
+    GET/POST /admin/outage | /admin/tokens  (outage.py: the platform down, tokens expired or refused)
 
 Admin endpoints answer loopback clients only. ``start_sandbox`` runs the server in a thread for
 tests and for ``make run``.
@@ -25,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from chalicelib.sandbox import outage
 from chalicelib.sandbox.common import Reply, json_reply, loads
 from chalicelib.sandbox.nuonuo import NuonuoFrontEnd
 from chalicelib.sandbox.sta import StaFrontEnd
@@ -116,7 +118,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 self.server.sta.garble,
             )
         elif url.path == "/accessToken":
-            self._send(self.server.nuonuo.token(body))
+            down = self.server.state.outage.active()
+            self._send(outage.down_reply() if down else self.server.nuonuo.token(body))
         elif url.path == "/open/v1/services":
             headers = self._headers()
             service = headers.get("method", "").rsplit(".", 1)[-1]
@@ -130,6 +133,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self._send(json_reply(404, {"error": "not found"}))
 
     def _protocol(self, service: str, busy: Any, work: Any, garble: Any) -> None:
+        if self.server.state.outage.active():  # the platform is down: nothing parsed, nothing done
+            self._send(outage.down_reply())
+            return
         faults = self.server.state.faults
         settings = faults.settings
         if settings.latency_ms and faults.applies_to(service):
@@ -212,13 +218,17 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 if "advance" in payload:
                     state.clock.advance(float(payload["advance"]))
                 state.settle_all()
-                return json_reply(200, {"now": state.clock.now(), "frozen": state.clock.frozen})
+                clock = {"now": state.clock.now(), "frozen": state.clock.frozen}
+                return json_reply(200, {**clock, "transport_now": state.transport_now()})
             if route == ("POST", "/admin/invoices/void"):  # a void on the platform's workbench (sync tests)
                 state.platform_void(str(payload.get("number", "")))
                 return json_reply(200, {"voided": payload.get("number")})
             if route == ("POST", "/admin/reset"):
                 state.reset()
                 return json_reply(200, {"status": "reset"})
+            control = outage.admin(state, method, path, payload)
+            if control is not None:
+                return control
         except (ValueError, TypeError, ArithmeticError) as exc:
             return json_reply(400, {"error": str(exc)})
         return json_reply(404, {"error": f"no admin route {method} {path}"})

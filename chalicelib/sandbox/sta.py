@@ -86,7 +86,7 @@ class StaFrontEnd:
 
     def encrypt_reply(self, app: StaApp, fwbm: str, response: dict[str, Any]) -> Reply:
         inner = crypto.sm4_encrypt_b64(app.sm4_key, dumps(response).encode("utf-8"))
-        ts = str(int(self.state.clock.now()))
+        ts = str(int(self.state.transport_now()))
         nonce = secrets.token_hex(16)
         sig = crypto.sta_signature(app.sign_key, app.app_id, fwbm, ts, nonce, inner.encode("ascii"))
         reply = json_reply(
@@ -114,7 +114,7 @@ class StaFrontEnd:
             return Reply(reply.status, reply.body, headers)
         # decrypt: a correctly signed body that does not decrypt (not a whole number of blocks)
         inner = "R0FSQkxFRA=="  # Base64("GARBLED"): 7 bytes
-        ts = str(int(self.state.clock.now()))
+        ts = str(int(self.state.transport_now()))
         nonce = secrets.token_hex(16)
         sig = crypto.sta_signature(app.sign_key, app.app_id, fwbm, ts, nonce, inner.encode("ascii"))
         return json_reply(
@@ -138,7 +138,7 @@ class StaFrontEnd:
             ts_value = int(ts)
         except ValueError:
             raise StaError("E2003", "时间戳格式不正确") from None
-        if abs(self.state.clock.now() - ts_value) > self.state.config.timestamp_window_seconds:
+        if abs(self.state.transport_now() - ts_value) > self.state.config.timestamp_window_seconds:
             raise StaError("E2003", "时间戳超出允许范围")
         if not _NONCE_RE.match(nonce):
             raise StaError("E2003", "随机数格式不正确")

@@ -18,6 +18,7 @@ import hashlib
 import itertools
 import secrets
 import threading
+import time
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 from chalicelib.sandbox.clock import CHINA_TZ, Clock, china_time
 from chalicelib.sandbox.config import NuonuoApp, SandboxConfig, Seller, StaApp
 from chalicelib.sandbox.faults import FaultInjector
+from chalicelib.sandbox.outage import Outage, TokenRefusals
 from chalicelib.sandbox.records import (
     AMOUNT,
     AUTH,
@@ -96,6 +98,8 @@ class SandboxState(RedFormDesk):
         self.table = table or TaxCodeTable.load()
         self.clock = Clock(config.clock_start)
         self.faults = FaultInjector(config.faults)
+        self.outage = Outage(self.clock)  # chaos controls (outage.py): platform down, token refusals
+        self.token_refusals = TokenRefusals()
         self.lock = threading.RLock()
         self.base_url = ""
         self.reset()
@@ -116,12 +120,24 @@ class SandboxState(RedFormDesk):
             self._form_seq = itertools.count(1)
             self.retries: dict[str, int] = {}
             self.faults.reset()
+            self.outage.end()
+            self.token_refusals.reset()
 
     # -- replay cache and tokens --
 
+    def transport_now(self) -> float:
+        """The time transport freshness is measured on (timestamp window, nonce TTL, reply timestamps):
+        wall time — the client's clock, which ``/admin/clock`` cannot move — unless the sandbox clock is
+        frozen (tests that freeze it play the client's clock too) or ``transport_clock`` says otherwise.
+        Business time (issue delay, token expiry, red forms, invoice dates) stays on ``clock``."""
+        mode = self.config.transport_clock
+        if mode == "sandbox" or (mode == "auto" and self.clock.frozen):
+            return self.clock.now()
+        return time.time()
+
     def remember_nonce(self, app_id: str, nonce: str) -> bool:
-        """False when the nonce was already seen within ``nonce_ttl_seconds``."""
-        now = self.clock.now()
+        """False when the nonce was already seen within ``nonce_ttl_seconds`` (on :meth:`transport_now`)."""
+        now = self.transport_now()
         ttl = self.config.nonce_ttl_seconds
         with self.lock:
             if len(self._nonces) > 10000:
@@ -138,6 +154,15 @@ class SandboxState(RedFormDesk):
         with self.lock:
             self.tokens[token] = (app_key, self.clock.now() + ttl)
         return token, ttl
+
+    def expire_tokens(self) -> int:
+        """Every live token expires now (``POST /admin/tokens {"expire": "all"}``); how many did."""
+        now = self.clock.now()
+        with self.lock:
+            live = [t for t, (_, expires) in self.tokens.items() if now <= expires]
+            for t in live:
+                self.tokens[t] = (self.tokens[t][0], now - 1)
+            return len(live)
 
     # -- identifiers --
 

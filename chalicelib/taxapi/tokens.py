@@ -30,13 +30,17 @@ from decimal import Decimal
 from typing import TypeVar
 from urllib.parse import urlencode
 
-from chalicelib.domain.errors import AmbiguousTaxError, AuthTaxError, TaxError
+from chalicelib.domain.errors import AmbiguousTaxError, AuthTaxError, RetryableTaxError, TaxError
 from chalicelib.taxapi.base import Credentials, HttpRequest, HttpResponse
 from chalicelib.taxapi.nuonuo_wire import http_error, is_token_error, map_error, require_aware
 
 PRODUCTION_TOKEN_URL = "https://open.nuonuo.com/accessToken"  # noqa: S105 (a URL, not a secret)
 TOKEN_OPERATION = "nuonuo.accessToken"  # noqa: S105 (an operation name)
 DEFAULT_LIFETIME = 86_400  # seconds, when a reply omits expires_in
+
+#: Words of a token refusal that is a quota or throttle, not bad credentials (Nuonuo documents the
+#: endpoint's quota but not its refusal: docs/nuonuo.md). Such a refusal is retried on the schedule.
+QUOTA_WORDS = ("超限", "频繁", "限流", "稍后重试", "请稍后")
 
 T = TypeVar("T")
 
@@ -99,6 +103,8 @@ def parse_token_response(request: HttpRequest, response: HttpResponse, now: date
         error = map_error(code, str(describe), request)
         if response.status >= 500 or response.status == 429:
             raise http_error(response, request.operation)
+        if any(word in str(describe) for word in QUOTA_WORDS):
+            raise RetryableTaxError(f"token request throttled: {code} {describe}".strip(), provider_code=code)
         if isinstance(error, AuthTaxError) or code.startswith("07") or code.startswith("invalid"):
             raise AuthTaxError(f"token request refused: {code} {describe}".strip(), provider_code=code)
         raise error
@@ -130,7 +136,9 @@ class TokenCache:
 
     - ``get()`` answers the cached token until ``refresh_ratio`` of its lifetime is left, then fetches.
     - ``call(fn)`` runs ``fn(token)``; on a token error (070304–070307) it refreshes once and runs
-      ``fn`` again; a second token error is raised as is. Forced refreshes are at most one per
+      ``fn`` again; a second token error is raised as is. A refused token is dropped before the
+      refresh, so a refresh that fails (the endpoint down or throttled) leaves nothing cached and the
+      next call fetches afresh. Forced refreshes are at most one per
       ``min_forced_interval`` so a truly bad app cannot burn the endpoint's monthly quota.
     - A fixed ``access_token`` in the credentials (sandbox accounts, never-expiring tokens) is used as
       is and never refreshed.
@@ -198,6 +206,7 @@ class TokenCache:
             if self._last_forced is not None and now - self._last_forced < self._min_forced_interval:
                 raise AuthTaxError("access token refused again right after a refresh", code="tax_auth")
             self._last_forced = now
+            self._token = None  # refused by the platform: never reuse it, even when this fetch fails
             self._token = self._fetch(now)
             return self._token.value
 
