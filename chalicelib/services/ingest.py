@@ -51,7 +51,6 @@ from typing import Any, Protocol
 
 from chalicelib.config import MAX_WEBHOOK_BYTES
 from chalicelib.domain.errors import (
-    IgnoredEvent,
     OrderRejected,
     PayloadTooLarge,
     UnknownPlatform,
@@ -66,6 +65,7 @@ from chalicelib.domain.order_state import OrderStatus, parse_status
 from chalicelib.domain.taxcodes import TaxCodeTable
 from chalicelib.domain.validation import check, violation
 from chalicelib.services.ports import OrderRecord
+from chalicelib.services.verify import SecretPort, verify_delivery
 from chalicelib.webhooks import platform as platform_module
 
 #: What a rejected record keeps of a body whose content could not be used (for the operator's eyes).
@@ -86,10 +86,6 @@ EVENT_IDS_SHARED = frozenset({"woocommerce"})
 
 class StorePort(Protocol):
     def get(self, store_id: str) -> Store: ...
-
-
-class SecretPort(Protocol):
-    def get_json(self, name: str) -> dict[str, Any]: ...
 
 
 class LedgerPort(Protocol):
@@ -236,17 +232,8 @@ class Ingest:
             raise UnknownPlatform(
                 f"store {store_id} does not accept {platform} webhooks", code="platform_not_configured"
             )
-        secrets = self.secrets.get_json(secret_name)
-        items: list[PaymentEvent | UnusableContent]
-        if hasattr(module, "verify_each"):  # platforms that batch several messages in one push (抖店)
-            items = module.verify_each(raw_body, headers, secrets, now)
-            if not items:
-                raise IgnoredEvent("no message of this push needs an invoice")
-        else:
-            try:
-                items = [module.verify(raw_body, headers, secrets, now)]
-            except UnusableContent as exc:  # signed, but its content cannot be used: recorded too
-                items = [exc]
+        # the secret re-read once past the cache when no cached value verifies (services/verify.py)
+        items = verify_delivery(module, raw_body, headers, now, secrets=self.secrets, secret_name=secret_name)
         # Every message is recorded (accepted, or rejected for the operator); a push is refused only
         # when none could be accepted and the store refuses rejected orders of this platform, so one
         # bad message never blocks the others.
