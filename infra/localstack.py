@@ -199,7 +199,7 @@ class Stack:
         steps = _Steps(total=5 if (ROOT / "chalicelib" / "sandbox" / "__main__.py").exists() else 4)
         steps.begin(f"starting the embedded AWS (moto server) on {aws_url}")
         moto = self.spawn(
-            "aws", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(a.aws_port)], base_env
+            "aws", [sys.executable, "-m", "infra.moto_server", "-H", "127.0.0.1", "-p", str(a.aws_port)], base_env
         )
         _wait_http(f"{aws_url}/moto-api/", moto, "aws")
         steps.done()

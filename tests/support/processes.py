@@ -71,7 +71,7 @@ def moto_server(tmp: Path) -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with process(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "infra.moto_server", "-H", "127.0.0.1", "-p", str(port)],
         ready_url=f"{url}/moto-api/",
         log=tmp / "moto.log",
     ):
