@@ -56,6 +56,16 @@ openapi: setup  ## regenerate docs/openapi.yaml from the routes and models (a te
 bench: setup  ## run the benchmarks and rewrite docs/benchmarks.md
 	$(PY) -m bench
 
+.PHONY: load
+load: setup  ## bounded open-loop webhook load on the local stack, loopback (RATE=30 SECONDS=40 or ORDERS=; CONNECTIONS=16); rewrites its section of docs/benchmarks.md
+	BENCH_LOAD=1 BENCH_LOAD_RATE=$(RATE) BENCH_LOAD_SECONDS=$(SECONDS) BENCH_LOAD_ORDERS=$(ORDERS) BENCH_LOAD_CONNECTIONS=$(CONNECTIONS) $(PY) -m bench --only load
+
+.PHONY: chaos
+chaos: ORDERS ?= 300
+chaos: SEED ?= 7
+chaos: setup  ## the chaos suite: ORDERS orders through a private local stack under faults, kills and freezes, then checked (ORDERS=300 SEED=7; docs/reliability.md)
+	$(PY) -m chaos --orders $(ORDERS) --seed $(SEED)
+
 package: setup  ## build the deploy template (build/package) and lint it with cfn-lint
 	$(PY) -m infra.package $(if $(STAGE),--stage $(STAGE),)
 
