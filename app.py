@@ -102,7 +102,10 @@ def webhook(platform: str, store_id: str) -> Response:
     request = app.current_request
     raw = request.raw_body or b""
     headers = {k.lower(): v for k, v in request.headers.items()}
-    logger.append_keys(platform=platform, store_id=store_id)
+    # This request's keys only: thread-local (chalice local serves requests on threads; a warm Lambda
+    # container would otherwise keep the previous request's order key on this one's first lines).
+    logger.thread_safe_clear_keys()
+    logger.thread_safe_append_keys(platform=platform, store_id=store_id)
     tracer().put_annotation(key="store_id", value=store_id)
     try:
         result = _ingest()(platform, store_id, raw, headers, datetime.now(UTC))
@@ -112,7 +115,7 @@ def webhook(platform: str, store_id: str) -> Response:
         return _reply(reply)
     except errors.EInvoiceError as exc:
         return _webhook_error(exc)
-    logger.set_correlation_id(result.order_key)
+    logger.thread_safe_append_keys(correlation_id=result.order_key)
     tracer().put_annotation(key="order_key", value=result.order_key)
     logger.info(
         "webhook accepted",

@@ -200,3 +200,22 @@ def test_when_dynamodb_is_unreachable_the_answer_is_503(client: Any, monkeypatch
     body, headers = signed(standard_event("A-8"))
     r = client.http.post(URL, body=body, headers=headers)
     assert r.status_code == 503
+
+
+def test_a_request_logs_with_its_own_keys_never_the_previous_requests(
+    client: Any, seeded: Any, aws: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The order key of one request (its correlation id) must not label the next request's lines: keys
+    are this request's only (a warm container serves many requests; ``chalice local``, on threads)."""
+    import app as app_module
+
+    body, headers = signed(standard_event("LOG-1"))
+    assert client.http.post(URL, body=body, headers=headers).status_code == 202
+    caplog.clear()
+    forged = {**headers, "webhook-signature": "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}
+    assert client.http.post("/webhooks/standard/demo-hangzhou", body=body, headers=forged).status_code == 401
+    formatter = app_module.logger.registered_formatter  # the JSON a log line carries, keys included
+    lines = [json.loads(formatter.format(r)) for r in caplog.records if r.getMessage() == "signature rejected"]
+    assert lines, caplog.records
+    assert all(line.get("store_id") == "demo-hangzhou" for line in lines), lines
+    assert not any("correlation_id" in line for line in lines), lines
