@@ -309,7 +309,7 @@ def render(results: list[LoadResult], command: str) -> str:
         [
             "## Load: open-loop webhooks against the local stack",
             "",
-            f"`{command}` — tree {first.tree}; {machine()}; other helpers' work shared the machine "
+            f"`{command}` — tree {first.tree}; {machine()}; other work on the machine "
             "(each run's load average and the *other work* row below say how much).",
             "",
             "Each rate on a fresh `python -m infra.localstack` on free loopback ports (moto = `aws`, the tax "
