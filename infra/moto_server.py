@@ -1,4 +1,4 @@
-"""The embedded AWS: moto's server, with its DynamoDB requests made isolated as DynamoDB's are.
+"""The embedded AWS: moto's server, its DynamoDB requests made isolated as DynamoDB's are, its memory bounded.
 
     python -m infra.moto_server -H 127.0.0.1 -p 4566      (moto.server's own arguments)
 
@@ -14,6 +14,9 @@ puts were lost next to failing transactions; none were lost with this module.
 So every DynamoDB request is served one at a time, under one lock in this process. Every other service
 is untouched and stays concurrent. This costs nothing moto did not already pay: a transaction copies
 whole tables under the interpreter lock anyway (docs/reliability.md, "The embedded AWS").
+
+And moto keeps every model object it ever made, a failed transaction's table copy included: memory
+grew with the square of the table until the kernel killed it (:func:`untrack_dynamodb_models`).
 """
 
 from __future__ import annotations
@@ -39,8 +42,33 @@ def serialise_dynamodb() -> None:
     DynamoHandler.call_action = call_action
 
 
+def untrack_dynamodb_models() -> None:
+    """Stop moto from keeping every DynamoDB model object it ever made (idempotent).
+
+    moto's ``BaseModel.__new__`` appends each instance to its class's ``instances_tracked`` list, for
+    ``/moto-api/data.json`` and ``reset``; a transaction's whole-table copy is such an instance, so
+    each failed ``TransactWriteItems`` kept a copy of the table alive for good — memory quadratic in
+    the table (3,000 orders: 5.4 GB; the 2,000-order chaos run was killed by the kernel at 23.6 GB).
+    DynamoDB's models are left untracked; every other service's stay as moto keeps them.
+    """
+    from moto.core.common_models import BaseModel
+
+    if getattr(BaseModel.__new__, "_einvoice_untracked", False):
+        return
+    tracked_new = BaseModel.__new__
+
+    def new(cls: type[BaseModel], *args: object, **kwargs: object) -> BaseModel:
+        if cls.__module__.startswith("moto.dynamodb"):
+            return object.__new__(cls)
+        return tracked_new(cls, *args, **kwargs)
+
+    new._einvoice_untracked = True  # type: ignore[attr-defined]
+    BaseModel.__new__ = staticmethod(new)
+
+
 def main(argv: list[str] | None = None) -> None:
     serialise_dynamodb()
+    untrack_dynamodb_models()
     from moto.server import main as moto_main
 
     moto_main(argv)
