@@ -8,19 +8,14 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import ROOT
-
 START_LIMIT_S = 180.0
-READY = "Press Ctrl-C to stop everything"
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -104,68 +99,27 @@ class Stack:
 
 @contextlib.contextmanager
 def local_stack() -> Iterator[Stack]:
-    """``python -m infra.localstack`` on free ports until it prints that it runs; SIGINT at the end, always."""
-    from tests.support.processes import free_port
+    """``python -m infra.localstack`` on free ports until it prints that it runs (``infra.stack_process``);
+    SIGINT at the end, always; its temporary state folder removed."""
+    from infra import stack_process
 
     state = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
-    ports = {"aws": free_port(), "api": free_port(), "sandbox": free_port()}
-    env = {**os.environ, "EINVOICE_STATE_DIR": str(state), "PYTHONUNBUFFERED": "1"}
-    env.pop("AWS_ENDPOINT_URL", None)
-    argv = [sys.executable, "-m", "infra.localstack"]
-    for name, port in ports.items():
-        argv += [f"--{name}-port", str(port)]
-    out_path = state / "make-run.out"
-    out = open(out_path, "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + START_LIMIT_S
-        while READY not in out_path.read_text(errors="replace"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the local stack did not start:\n" + out_path.read_text(errors="replace")[-3000:])
-            time.sleep(0.3)
-        stack_file = json.loads((state / "stack.json").read_text())
-        sample = re.search(r"/webhooks/standard/([\w.-]+)", out_path.read_text(errors="replace"))
-        yield Stack(
-            api_port=ports["api"],
-            aws=stack_file["aws_endpoint"],
-            region=stack_file["region"],
-            env=stack_file["env"],
-            state=state,
-            process=proc,
-            pids={k: int(v) for k, v in json.loads((state / "pids.json").read_text()).items()},
-            sample_store=sample.group(1) if sample else "demo-shanghai",
-        )
+        with stack_process.started(state, limit_s=START_LIMIT_S) as launched:
+            output = launched.output.read_text(errors="replace")
+            sample = re.search(r"/webhooks/standard/([\w.-]+)", output)
+            yield Stack(
+                api_port=launched.ports["api"],
+                aws=launched.stack_file["aws_endpoint"],
+                region=launched.stack_file["region"],
+                env=launched.stack_file["env"],
+                state=state,
+                process=launched.process,
+                pids=launched.pids(),
+                sample_store=sample.group(1) if sample else "demo-shanghai",
+            )
     finally:
-        _stop(proc, state)
-        out.close()
         shutil.rmtree(state, ignore_errors=True)
-
-
-def _stop(proc: subprocess.Popen[bytes], state: Path) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)  # what Ctrl-C does: the launcher stops its processes
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    pidfile = state / "pids.json"  # still there: the launcher died before stopping what it started
-    if pidfile.exists():
-        with contextlib.suppress(ValueError, OSError):
-            for pid in json.loads(pidfile.read_text()).values():
-                if _ours(int(pid), state):
-                    with contextlib.suppress(OSError):
-                        os.killpg(int(pid), signal.SIGKILL)
-
-
-def _ours(pid: int, state: Path) -> bool:
-    """Whether ``pid`` is a process of the stack this bench started (it carries our state directory)."""
-    try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return f"EINVOICE_STATE_DIR={state}".encode() in environ
 
 
 def alive(pid: int) -> bool:

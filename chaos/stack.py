@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -25,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-READY = "Press Ctrl-C to stop everything"
 START_LIMIT_S = 180.0
 REGION = "cn-north-1"
 SCHEDULE_SCALE = 20
@@ -44,12 +42,6 @@ def visibility_timeout() -> int:
     from chalicelib import config
 
     return worker_timeout() + (config.QUEUE_VISIBILITY_SECONDS - config.WORKER_TIMEOUT_SECONDS)
-
-
-def _free_port() -> int:
-    from tests.support.processes import free_port
-
-    return free_port()
 
 
 @dataclass
@@ -137,40 +129,26 @@ class Stack:
 @contextlib.contextmanager
 def running(state: Path | None = None) -> Iterator[Stack]:
     """Start the stack (state in ``state``, a fresh temporary folder by default) until it prints that it
-    runs; stop it with SIGINT (what Ctrl-C does) at the end, always."""
+    runs (``infra.stack_process``); stop it with SIGINT (what Ctrl-C does) at the end, always — a
+    process this run froze thawed first."""
     import tempfile
 
+    from infra import stack_process
+
     state = Path(state) if state else Path(tempfile.mkdtemp(prefix="chaos-"))
-    state.mkdir(parents=True, exist_ok=True)
-    ports = {"aws": _free_port(), "api": _free_port(), "sandbox": _free_port()}
     env = {
-        **os.environ,
-        "EINVOICE_STATE_DIR": str(state),
-        "PYTHONUNBUFFERED": "1",
         "EINVOICE_SCHEDULE_SCALE": str(SCHEDULE_SCALE),
         "EINVOICE_WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
         "EINVOICE_WORKER_TIMEOUT": str(worker_timeout()),
         "EINVOICE_DEMO_ORDER": "0",
     }
-    env.pop("AWS_ENDPOINT_URL", None)
-    argv = [sys.executable, "-m", "infra.localstack"]
-    for name, port in ports.items():
-        argv += [f"--{name}-port", str(port)]
-    out_path = state / "make-run.out"
-    out = open(out_path, "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + START_LIMIT_S
-        while READY not in out_path.read_text(errors="replace"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the local stack did not start:\n" + out_path.read_text(errors="replace")[-3000:])
-            time.sleep(0.3)
-        stack = Stack(state, ports, proc, json.loads((state / "stack.json").read_text())["env"])
-        _shorten_visibility(stack)
-        yield stack
-    finally:
-        stop(proc, state)
-        out.close()
+    with stack_process.started(state, env=env, limit_s=START_LIMIT_S) as launched:
+        try:
+            stack = Stack(state, launched.ports, launched.process, launched.stack_file["env"])
+            _shorten_visibility(stack)
+            yield stack
+        finally:
+            thaw(state)  # before the stop: a frozen process ignores SIGINT and SIGTERM
 
 
 def _shorten_visibility(stack: Stack) -> None:
@@ -180,26 +158,11 @@ def _shorten_visibility(stack: Stack) -> None:
     )
 
 
-def stop(proc: subprocess.Popen[bytes], state: Path) -> None:
-    """SIGINT to the launcher (it stops its children); whatever it left behind is killed by its pid file."""
-    for pid in frozen_groups(state):  # a frozen process ignores everything but SIGCONT and SIGKILL
+def thaw(state: Path) -> None:
+    """SIGCONT to every group this run froze and did not thaw (a frozen process ignores SIGINT)."""
+    for pid in frozen_groups(state):
         with contextlib.suppress(OSError):
             os.killpg(pid, signal.SIGCONT)
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    pidfile = state / "pids.json"
-    if pidfile.exists():
-        with contextlib.suppress(ValueError, OSError):
-            for pid in json.loads(pidfile.read_text()).values():
-                if _ours(int(pid), state):
-                    with contextlib.suppress(OSError):
-                        os.killpg(int(pid), signal.SIGKILL)
 
 
 def frozen_groups(state: Path) -> list[int]:
@@ -208,14 +171,6 @@ def frozen_groups(state: Path) -> list[int]:
     with contextlib.suppress(OSError, ValueError):
         return [int(p) for p in json.loads(path.read_text())]
     return []
-
-
-def _ours(pid: int, state: Path) -> bool:
-    try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return f"EINVOICE_STATE_DIR={state}".encode() in environ
 
 
 def group(pgid: int) -> set[int]:
