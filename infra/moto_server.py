@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import threading
 
+from infra import moto_transactions
+
 _LOCK = threading.RLock()
 
 
@@ -69,6 +71,7 @@ def untrack_dynamodb_models() -> None:
 def main(argv: list[str] | None = None) -> None:
     serialise_dynamodb()
     untrack_dynamodb_models()
+    moto_transactions.install()  # no whole-table copies (infra/moto_transactions.py)
     from moto.server import main as moto_main
 
     moto_main(argv)
