@@ -186,7 +186,9 @@ def reconcile(
         if blue is None:
             continue
         reversed_ = sum((abs(r.total) for r in reds if r.status is S.RED_ISSUED), ZERO)
-        taken = max(reversed_, blue.refunded_total)
+        # A refund netted before issue reduced the blue itself: it is in the refund book, not on the blue.
+        netted = sum((r.paid for r in reds if r.status is S.REFUND_NETTED), ZERO)
+        taken = max(reversed_, blue.refunded_total - netted)
         if blue.total and taken > blue.total:
             found.append(
                 Difference(
@@ -199,8 +201,8 @@ def reconcile(
                     ledger_total=plain(blue.total),
                     received_at=month.local_text(blue.created_at),
                     detail=(
-                        f"reversed {plain(reversed_)}, refunds reserved {plain(blue.refunded_total)}, "
-                        f"blue {plain(blue.total)}"
+                        f"reversed {plain(reversed_)}, refunds reserved {plain(blue.refunded_total)} "
+                        f"(netted before issue {plain(netted)}), blue {plain(blue.total)}"
                     ),
                 )
             )
