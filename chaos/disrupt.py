@@ -26,7 +26,8 @@ from collections.abc import Callable
 from typing import Any
 
 from chaos.journal import Disruption, Journal
-from chaos.stack import Stack, group, worker_timeout
+from chaos.stack import Stack, worker_timeout
+from infra.stack_process import group
 
 OUTAGE_SECONDS = 7200
 FAULT_SEED_BASE = 1000

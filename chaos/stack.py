@@ -171,16 +171,3 @@ def frozen_groups(state: Path) -> list[int]:
     with contextlib.suppress(OSError, ValueError):
         return [int(p) for p in json.loads(path.read_text())]
     return []
-
-
-def group(pgid: int) -> set[int]:
-    """The live processes of a process group."""
-    members = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            members.add(int(stat.parent.name))
-    return members

@@ -110,3 +110,16 @@ def ours(pid: int, state: Path) -> bool:
     except OSError:
         return False
     return f"EINVOICE_STATE_DIR={state}".encode() in environ
+
+
+def group(pgid: int) -> set[int]:
+    """The live processes of a process group (a child of the stack and whatever it started)."""
+    members = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.add(int(stat.parent.name))
+    return members

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from infra.stack_process import group
 from tests.e2e.test_restart import start, wait_ready
 from tests.support.processes import ROOT, free_port
 
@@ -114,19 +115,6 @@ def eventually(what: str, check: Callable[[], Any], timeout: float = WAIT, every
             return result
         time.sleep(every)
     raise AssertionError(f"not within {timeout:.0f} s: {what}")
-
-
-def group(pgid: int) -> set[int]:
-    """The live processes of a process group (a child of the stack and whatever it started)."""
-    members = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            members.add(int(stat.parent.name))
-    return members
 
 
 def health(api: str) -> bool:
